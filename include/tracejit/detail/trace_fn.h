@@ -1,0 +1,78 @@
+#pragma once
+// Tracing a C++ callable over pytree arguments: the template half of make_ir, jit and grad.
+// Arguments are flattened to leaves, each leaf becomes an input of a new trace, the arguments
+// are rebuilt from those tracers and the callable runs once; its result is flattened into the
+// trace's outputs.
+#include <functional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "tracejit/detail/trace.h"
+#include "tracejit/pytree.h"
+
+namespace tracejit::detail {
+
+/// The leaves of all arguments, and each argument's structure.
+struct FlatArgs {
+  std::vector<Array> leaves;
+  std::vector<TreeDef> defs;      // one per argument
+  std::vector<size_t> offsets;    // where each argument's leaves begin; offsets.back() == size
+};
+
+template <class... Args>
+FlatArgs flatten_args(const Args&... args) {
+  FlatArgs flat;
+  auto add = [&](const auto& arg) {
+    flat.offsets.push_back(flat.leaves.size());
+    Flattened f = tree_flatten(arg);
+    flat.leaves.insert(flat.leaves.end(), f.leaves.begin(), f.leaves.end());
+    flat.defs.push_back(std::move(f.def));
+  };
+  (add(args), ...);
+  flat.offsets.push_back(flat.leaves.size());
+  return flat;
+}
+
+/// Rebuilds the arguments (as values) from `leaves`, laid out as in `flat`.
+template <class... Args>
+std::tuple<std::remove_cvref_t<Args>...> unflatten_args(const FlatArgs& flat,
+                                                        std::span<const Array> leaves) {
+  return [&]<size_t... I>(std::index_sequence<I...>) {
+    return std::tuple<std::remove_cvref_t<Args>...>{tree_unflatten<std::remove_cvref_t<Args>>(
+        flat.defs[I], leaves.subspan(flat.offsets[I], flat.offsets[I + 1] - flat.offsets[I]))...};
+  }(std::index_sequence_for<Args...>());
+}
+
+/// The type a callable returns for these arguments, without cv/ref.
+template <class F, class... Args>
+using result_t = std::remove_cvref_t<std::invoke_result_t<F&, const std::remove_cvref_t<Args>&...>>;
+
+/// What tracing a callable gives: the IR (with captured values) and the result's structure.
+struct TracedFn {
+  Traced traced;
+  TreeDef out_def;
+};
+
+/// Traces `f` on abstract arguments shaped like `flat`'s leaves.
+template <class... Args, class F>
+TracedFn trace_fn(F& f, std::string name, const FlatArgs& flat) {
+  TraceScope scope(std::move(name));
+  std::vector<Array> inputs;
+  inputs.reserve(flat.leaves.size());
+  for (const Array& leaf : flat.leaves)
+    inputs.push_back(scope.new_input(leaf.dtype(), leaf.shape(), leaf.weak_type()));
+  auto args = unflatten_args<Args...>(flat, inputs);
+  static_assert(is_pytree_v<result_t<F, Args...>>,
+                "tracejit: the function's result is not a pytree; return tj::Array, C++ "
+                "scalars, std containers of them, or a struct registered with TRACEJIT_PYTREE");
+  Flattened out = tree_flatten(std::apply(f, args));
+  return {scope.finish(out.leaves), std::move(out.def)};
+}
+
+/// A readable name for a callable in dumps and messages, when the user gave none.
+std::string default_function_name(const char* mangled_type_name);
+
+}  // namespace tracejit::detail

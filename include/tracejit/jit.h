@@ -1,0 +1,151 @@
+#pragma once
+// tj::jit: trace once per signature, compile to native code, then call the compiled code.
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "tracejit/detail/trace_fn.h"
+
+namespace tracejit {
+
+namespace detail {
+class JitCache;
+}
+
+/// Options of a jitted function. Designated initializers follow this field order.
+struct JitOptions {
+  /// Names the function in dumps, logs and warnings; default: derived from the C++ type.
+  std::string name;
+  /// Warn once on stderr when every output of a trace is a constant fixed at trace time.
+  bool warn_constant_outputs = true;
+  /// Print why each retrace happened (also env TRACEJIT_EXPLAIN_RETRACES=1).
+  bool explain_retraces = false;
+  /// When non-negative, a trace beyond this many retraces throws tj::Error.
+  int max_retraces = -1;
+};
+
+/// Counters and cumulative phase times (seconds) of a jitted function.
+struct JitStats {
+  int64_t traces = 0;
+  int64_t compiles = 0;
+  int64_t cache_hits = 0;
+  double trace_s = 0;     // running the C++ function on tracers
+  double passes_s = 0;    // IR passes and fusion
+  double lower_s = 0;     // IR to LLVM IR
+  double llvm_opt_s = 0;  // LLVM's optimization pipeline
+  double codegen_s = 0;   // machine code, linking, symbol lookup
+};
+
+/// Every stage of one compilation, as text.
+class Lowered {
+ public:
+  const std::string& ir() const { return ir_; }
+  const std::string& optimized_ir() const { return optimized_ir_; }
+  const std::string& llvm_ir() const { return llvm_ir_; }
+  const std::string& optimized_llvm_ir() const { return optimized_llvm_ir_; }
+  const std::string& assembly() const { return assembly_; }
+
+ private:
+  friend class detail::JitCache;
+  std::string ir_, optimized_ir_, llvm_ir_, optimized_llvm_ir_, assembly_;
+};
+
+namespace detail {
+
+struct JitEntry;
+
+/// The non-template half of a jitted function: its signature cache, the compiler pipeline
+/// and the call into compiled code. Shared by copies of one Jitted.
+class JitCache {
+ public:
+  JitCache(JitOptions options, std::string default_name);
+  ~JitCache();
+
+  const std::string& name() const { return name_; }
+  /// The compiled entry for this signature, or null. Counts a cache hit when found.
+  const JitEntry* find(const FlatArgs& args);
+  /// Serializes tracing and compiling of this function.
+  std::mutex& compile_mutex() { return compile_mutex_; }
+  /// Checks retrace limits and explains the retrace (when asked) before a new trace.
+  void before_trace(const FlatArgs& args);
+  /// Optimizes and compiles a fresh trace, caches it under the signature of `args`.
+  const JitEntry* add(const FlatArgs& args, TracedFn traced, double trace_s);
+  /// Runs the compiled code on concrete leaves.
+  std::vector<Array> run(const JitEntry& entry, std::span<const Array> leaves) const;
+  const TreeDef& out_def(const JitEntry& entry) const;
+  /// Records a trace made to inline this function into an enclosing trace.
+  void count_inline_trace(double trace_s);
+  Lowered lower(const TracedFn& traced) const;
+  JitStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string name_;
+  std::mutex compile_mutex_;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0);
+
+}  // namespace detail
+
+/// The callable tj::jit returns. Copies share one cache.
+template <class F>
+class Jitted {
+ public:
+  Jitted(F f, JitOptions options)
+      : f_(std::make_shared<F>(std::move(f))),
+        cache_(std::make_shared<detail::JitCache>(std::move(options),
+                                                  detail::default_function_name(typeid(F).name()))) {}
+
+  /// Calls the compiled code (tracing and compiling first for a new signature). Inside another
+  /// trace (jit of jit, grad of jit) it records f's IR into that trace instead.
+  template <class... Args>
+  detail::arrayified_t<detail::result_t<F, Args...>> operator()(const Args&... args) const {
+    using R = detail::arrayified_t<detail::result_t<F, Args...>>;
+    detail::FlatArgs flat = detail::flatten_args(args...);
+    if (detail::tracing()) {
+      auto t0 = std::chrono::steady_clock::now();
+      detail::TracedFn t = detail::trace_fn<Args...>(*f_, cache_->name(), flat);
+      cache_->count_inline_trace(detail::seconds_since(t0));
+      std::vector<Array> outs = detail::eval_ir(*t.traced.fn, flat.leaves, t.traced.captured);
+      return tree_unflatten<R>(t.out_def, outs);
+    }
+    const detail::JitEntry* entry = cache_->find(flat);
+    if (!entry) {
+      std::lock_guard<std::mutex> lock(cache_->compile_mutex());
+      entry = cache_->find(flat);  // another thread may have compiled it meanwhile
+      if (!entry) {
+        cache_->before_trace(flat);
+        auto t0 = std::chrono::steady_clock::now();
+        detail::TracedFn t = detail::trace_fn<Args...>(*f_, cache_->name(), flat);
+        entry = cache_->add(flat, std::move(t), detail::seconds_since(t0));
+      }
+    }
+    return tree_unflatten<R>(cache_->out_def(*entry), cache_->run(*entry, flat.leaves));
+  }
+
+  /// Traces and compiles for these arguments, keeping every stage's text.
+  template <class... Args>
+  Lowered lower(const Args&... args) const {
+    detail::FlatArgs flat = detail::flatten_args(args...);
+    return cache_->lower(detail::trace_fn<Args...>(*f_, cache_->name(), flat));
+  }
+
+  JitStats stats() const { return cache_->stats(); }
+
+ private:
+  std::shared_ptr<F> f_;
+  std::shared_ptr<detail::JitCache> cache_;
+};
+
+/// Compiles `f` to native code on first call per signature (pytree structure, shapes and
+/// dtypes of the leaves). Side effects of f happen only while tracing; C++ values f reads are
+/// baked into the compiled code as constants.
+template <class F>
+Jitted<std::decay_t<F>> jit(F&& f, JitOptions options = {}) {
+  return Jitted<std::decay_t<F>>(std::forward<F>(f), std::move(options));
+}
+
+}  // namespace tracejit

@@ -1,0 +1,199 @@
+// The reverse sweep over an ir::Function, and the checks behind grad, value_and_grad and vjp.
+//
+// The forward pass replays the traced equations through bind (values outside a trace, tracers
+// inside one) and marks each variable active when it is a float that depends on a
+// differentiated input through primitives with a rule. The backward pass walks the equations in
+// reverse, calling the rules of active equations whose result received a cotangent, asking
+// only for the cotangents of active operands, and accumulating them with +. So cotangents of
+// constants, captured values and integer values are never computed, and zeros are
+// materialized only for differentiated inputs that nothing reached.
+#include "ad/vjp.h"
+
+#include "absl/strings/str_join.h"
+#include "frontend/errors.h"
+#include "trace/array_impl.h"
+#include "trace/trace_state.h"
+#include "tracejit/ad.h"
+#include "tracejit/ops.h"
+
+namespace tracejit::detail {
+
+struct VjpTape::Impl {
+  std::shared_ptr<const ir::Function> fn;
+  std::vector<Array> env;    // every variable's primal value, by VarId
+  std::vector<bool> active;  // by VarId: may receive a cotangent
+  std::vector<bool> wrt;     // by input position
+  std::vector<Array> outputs;
+};
+
+VjpTape::VjpTape(const Traced& traced, std::span<const Array> primals, std::vector<bool> wrt) {
+  auto impl = std::make_shared<Impl>();
+  const ir::Function& fn = *traced.fn;
+  TJ_CHECK(primals.size() == fn.inputs.size() && wrt.size() == fn.inputs.size(),
+           "VjpTape: ", primals.size(), " primals for ", fn.inputs.size(), " inputs");
+  TJ_CHECK(traced.captured.size() == fn.captures.size(), "VjpTape: captures");
+  impl->fn = traced.fn;
+  impl->env.resize(static_cast<size_t>(fn.num_vars()));
+  impl->active.assign(static_cast<size_t>(fn.num_vars()), false);
+  auto set = [&](ir::VarId v, const Array& a) { impl->env[static_cast<size_t>(v)] = a; };
+  for (size_t i = 0; i < primals.size(); ++i) {
+    set(fn.inputs[i], primals[i]);
+    impl->active[static_cast<size_t>(fn.inputs[i])] =
+        wrt[i] && is_float(fn.type(fn.inputs[i]).dtype);
+  }
+  for (size_t i = 0; i < fn.captures.size(); ++i) set(fn.captures[i], traced.captured[i]);
+  for (size_t i = 0; i < fn.const_vars.size(); ++i) set(fn.const_vars[i], fn.const_values[i]);
+
+  std::vector<Array> args;
+  for (const ir::Eqn& e : fn.eqns) {
+    args.clear();
+    bool any_active = false;
+    for (ir::VarId v : e.in) {
+      args.push_back(impl->env[static_cast<size_t>(v)]);
+      any_active = any_active || impl->active[static_cast<size_t>(v)];
+    }
+    std::vector<Array> outs = bind(e.prim, args, e.params);
+    const bool differentiable = any_active && ad::vjp_rule(e.prim) != nullptr;
+    for (size_t k = 0; k < e.out.size(); ++k) {
+      set(e.out[k], outs[k]);
+      impl->active[static_cast<size_t>(e.out[k])] =
+          differentiable && is_float(fn.type(e.out[k]).dtype);
+    }
+  }
+  for (ir::VarId v : fn.outputs) impl->outputs.push_back(impl->env[static_cast<size_t>(v)]);
+  // Keep only what the rules can read (operands and results of active equations) and the
+  // inputs (for zeros), so that a vjp_fn holds its residuals rather than every intermediate.
+  std::vector<bool> keep(static_cast<size_t>(fn.num_vars()), false);
+  for (ir::VarId v : fn.inputs) keep[static_cast<size_t>(v)] = true;
+  for (const ir::Eqn& e : fn.eqns) {
+    if (!impl->active[static_cast<size_t>(e.out[0])]) continue;
+    for (ir::VarId v : e.in) keep[static_cast<size_t>(v)] = true;
+    for (ir::VarId v : e.out) keep[static_cast<size_t>(v)] = true;
+  }
+  for (size_t v = 0; v < keep.size(); ++v)
+    if (!keep[v]) impl->env[v] = Array();
+  impl->wrt = std::move(wrt);
+  impl_ = std::move(impl);
+}
+
+const std::vector<Array>& VjpTape::outputs() const { return impl_->outputs; }
+
+std::vector<Array> VjpTape::backward(std::span<const Array> out_cts) const {
+  const Impl& t = *impl_;
+  const ir::Function& fn = *t.fn;
+  TJ_CHECK(out_cts.size() == fn.outputs.size(), "VjpTape::backward: cotangent count");
+  std::vector<Array> ct(static_cast<size_t>(fn.num_vars()));
+  auto accumulate = [&](ir::VarId v, const Array& c) {
+    Array& slot = ct[static_cast<size_t>(v)];
+    slot = slot.valid() ? slot + c : c;
+  };
+  for (size_t i = 0; i < out_cts.size(); ++i)
+    if (out_cts[i].valid() && t.active[static_cast<size_t>(fn.outputs[i])])
+      accumulate(fn.outputs[i], out_cts[i]);
+
+  std::vector<Array> in;
+  absl::InlinedVector<bool, 3> need;
+  for (auto it = fn.eqns.rbegin(); it != fn.eqns.rend(); ++it) {
+    const ir::Eqn& e = *it;
+    // Every primitive has one result; an equation without a cotangent is skipped whole.
+    TJ_CHECK(e.out.size() == 1, "vjp: ", ir::prim_name(e.prim), " has ", e.out.size(), " results");
+    Array out_ct = std::move(ct[static_cast<size_t>(e.out[0])]);
+    if (!out_ct.valid()) continue;
+    in.clear();
+    need.clear();
+    for (ir::VarId v : e.in) {
+      in.push_back(t.env[static_cast<size_t>(v)]);
+      need.push_back(t.active[static_cast<size_t>(v)]);
+    }
+    ad::RuleArgs args{e.params, in, t.env[static_cast<size_t>(e.out[0])], out_ct, need};
+    ad::Cotangents cts = ad::vjp_rule(e.prim)(args);
+    TJ_CHECK(cts.size() == e.in.size(), "vjp rule of ", ir::prim_name(e.prim), " gave ", cts.size(),
+             " cotangents for ", e.in.size(), " operands");
+    for (size_t k = 0; k < cts.size(); ++k) {
+      if (!need[k] || !cts[k].valid()) continue;
+      const ir::Type& want = fn.type(e.in[k]);
+      TJ_CHECK(cts[k].dtype() == want.dtype && cts[k].shape() == want.shape, "vjp rule of ",
+               ir::prim_name(e.prim), " gave a cotangent ",
+               type_str(cts[k].dtype(), cts[k].shape()), " for operand ", k, " of type ",
+               ir::type_str(want));
+      accumulate(e.in[k], cts[k]);
+    }
+  }
+
+  std::vector<Array> result(fn.inputs.size());
+  for (size_t i = 0; i < fn.inputs.size(); ++i) {
+    if (!t.wrt[i]) continue;
+    const Array& c = ct[static_cast<size_t>(fn.inputs[i])];
+    result[i] = c.valid() ? c : zeros_like(t.env[static_cast<size_t>(fn.inputs[i])]);
+  }
+  return result;
+}
+
+size_t check_argnum(std::string_view op, int n, size_t num_args) {
+  if (n < 0 || static_cast<size_t>(n) >= num_args)
+    raise<IndexError>(op, "argument index ", n, " is out of range for a function called with ",
+                      num_args, num_args == 1 ? " argument" : " arguments");
+  return static_cast<size_t>(n);
+}
+
+void check_grad_argument(std::string_view op, const FlatArgs& flat, size_t argnum) {
+  const std::vector<std::string> paths = leaf_paths(flat.defs[argnum]);
+  for (size_t i = flat.offsets[argnum]; i < flat.offsets[argnum + 1]; ++i) {
+    const Array& leaf = flat.leaves[i];
+    impl_of(leaf, op);
+    if (is_float(leaf.dtype())) continue;
+    const std::string& path = paths[i - flat.offsets[argnum]];
+    raise<TypeError>(op, "argument ", argnum, path.empty() ? "" : " leaf ", path, " is ",
+                     dtype_name(leaf.dtype()),
+                     "; differentiate w.r.t. float arguments only (convert with tj::astype, or "
+                     "pass integer values through another argument)");
+  }
+}
+
+GradLeaves grad_leaves(std::string_view op, const TracedFn& traced, const FlatArgs& flat,
+                       size_t argnum) {
+  const ir::Function& fn = *traced.traced.fn;
+  if (fn.outputs.size() != 1 || traced.out_def.nodes().size() != 1)
+    raise<ShapeError>(op, "needs a scalar float output, got a pytree with ", fn.outputs.size(),
+                      " leaves, ", traced.out_def.str(),
+                      "; use tj::vjp for functions with several outputs");
+  const ir::Type& out = fn.type(fn.outputs[0]);
+  if (!is_float(out.dtype))
+    raise<TypeError>(op, "needs a scalar float output, got ", ir::type_str(out),
+                     "; integer and bool outputs have no gradient (convert with tj::astype)");
+  if (!out.shape.empty())
+    raise<ShapeError>(op, "needs a scalar float output, got ", ir::type_str(out),
+                      "; use tj::vjp for non-scalar outputs");
+  std::vector<bool> wrt(flat.leaves.size(), false);
+  for (size_t i = flat.offsets[argnum]; i < flat.offsets[argnum + 1]; ++i) wrt[i] = true;
+  VjpTape tape(traced.traced, flat.leaves, std::move(wrt));
+  const Array& value = tape.outputs()[0];
+  Array seed[] = {ones({}, out.dtype)};
+  std::vector<Array> in_cts = tape.backward(seed);
+  return {value,
+          std::vector<Array>(in_cts.begin() + static_cast<ptrdiff_t>(flat.offsets[argnum]),
+                             in_cts.begin() + static_cast<ptrdiff_t>(flat.offsets[argnum + 1]))};
+}
+
+std::vector<Array> check_cotangent(const TreeDef& out_def, const std::vector<Array>& outputs,
+                                   const Flattened& cotangent) {
+  if (cotangent.def != out_def)
+    raise<TreeError>("vjp", "cotangent structure ", cotangent.def.str(),
+                     " does not match the output structure ", out_def.str());
+  const std::vector<std::string> paths = leaf_paths(out_def);
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const Array& ct = cotangent.leaves[i];
+    impl_of(ct, "vjp");
+    const std::string at = paths[i].empty() ? "" : cat(" at ", paths[i]);
+    const std::string what =
+        cat("cotangent ", type_str(ct.dtype(), ct.shape()), " does not match output ",
+            type_str(outputs[i].dtype(), outputs[i].shape()), at);
+    if (ct.shape() != outputs[i].shape())
+      raise<ShapeError>("vjp", what, "; pass a cotangent with the output's shape");
+    if (ct.dtype() != outputs[i].dtype())
+      raise<TypeError>("vjp", what, "; pass a cotangent with the output's dtype");
+  }
+  return cotangent.leaves;
+}
+
+}  // namespace tracejit::detail

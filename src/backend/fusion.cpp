@@ -1,0 +1,528 @@
+// Fusion: storage decisions, kernel formation (with multi-output merging), loop schemes, and the
+// fused program's printed form.
+#include "backend/fusion.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "frontend/errors.h"
+#include "trace/array_impl.h"
+
+namespace tracejit::backend {
+namespace {
+
+using ir::Eqn;
+using ir::Prim;
+using ir::VarId;
+
+// An inline value consumed by a broadcast that at least doubles its size is stored instead of
+// recomputed when its expression costs more than this (units: one add; see op_cost).
+constexpr int64_t kMaxRecomputeCost = 4;
+constexpr int64_t kCostCap = int64_t{1} << 30;
+
+bool is_inline_prim(Prim p) {
+  switch (p) {
+    case Prim::kReduceSum: case Prim::kReduceMax: case Prim::kMatmul: case Prim::kConcatenate:
+      return false;
+    default:
+      return true;
+  }
+}
+
+// Rough cost of one evaluation, in adds: what recomputing a value under a broadcast repeats.
+int64_t op_cost(Prim p) {
+  switch (p) {
+    case Prim::kExp: case Prim::kLog: case Prim::kLog1p: case Prim::kSin: case Prim::kCos:
+    case Prim::kTanh: case Prim::kPow:
+      return 10;
+    case Prim::kDiv: case Prim::kSqrt:
+      return 4;
+    case Prim::kBroadcast: case Prim::kReshape: case Prim::kTranspose: case Prim::kSlice:
+    case Prim::kStopGradient:
+      return 0;
+    default:
+      return 1;
+  }
+}
+
+// The dimensions of `shape` larger than 1: the ones a loop nest iterates.
+std::vector<int64_t> loop_dims(const Shape& shape) {
+  std::vector<int64_t> dims;
+  for (size_t i = 0; i < shape.size(); ++i)
+    if (shape[i] != 1) dims.push_back(static_cast<int64_t>(i));
+  return dims;
+}
+
+// True when a reshape only inserts or removes dimensions of size 1.
+bool reshape_keeps_dims(const Shape& from, const Shape& to) {
+  Shape a, b;
+  for (int64_t d : from)
+    if (d != 1) a.push_back(d);
+  for (int64_t d : to)
+    if (d != 1) b.push_back(d);
+  return a == b;
+}
+
+// True when a layout equation makes its operand's elements appear at a different index pattern.
+bool moves_elements(const ir::Function& fn, const Eqn& e) {
+  const Shape& in = fn.type(e.in[0]).shape;
+  const Shape& out = fn.type(e.out[0]).shape;
+  switch (e.prim) {
+    case Prim::kBroadcast: return shape_size(in) != shape_size(out);
+    case Prim::kReshape: return !reshape_keeps_dims(in, out);
+    case Prim::kTranspose: case Prim::kSlice: return true;
+    default: return false;
+  }
+}
+
+class Planner {
+ public:
+  Planner(const ir::Function& fn, const FusionOptions& options) : fn_(fn), options_(options) {
+    TJ_CHECK(fn.captures.empty(), "the backend compiles functions without captures");
+    const size_t n = static_cast<size_t>(fn.num_vars());
+    plan_.storage.assign(n, Storage::kUnused);
+    plan_.slot.assign(n, -1);
+    plan_.producer.assign(n, -1);
+    plan_.kernel_of.assign(n, -1);
+    stamp_.assign(n, 0);
+  }
+
+  FusionPlan run() {
+    assign_storage();
+    form_kernels();
+    assign_slots();
+    for (Kernel& k : plan_.kernels) describe(k);
+    return std::move(plan_);
+  }
+
+ private:
+  Storage& storage(VarId v) { return plan_.storage[static_cast<size_t>(v)]; }
+  const Eqn& producer(VarId v) const {
+    return fn_.eqns[static_cast<size_t>(plan_.producer[static_cast<size_t>(v)])];
+  }
+  bool has_buffer(VarId v) const {
+    Storage s = plan_.storage[static_cast<size_t>(v)];
+    return s == Storage::kInput || s == Storage::kConstant || s == Storage::kComputed ||
+           s == Storage::kResult;
+  }
+  // Computed by a kernel (rather than supplied): a kernel ordering dependency.
+  bool is_kernel_value(VarId v) const {
+    Storage s = plan_.storage[static_cast<size_t>(v)];
+    return s == Storage::kComputed || s == Storage::kResult;
+  }
+  int kernel_of(VarId v) const { return plan_.kernel_of[static_cast<size_t>(v)]; }
+
+  void assign_storage() {
+    for (size_t i = 0; i < fn_.eqns.size(); ++i)
+      for (VarId v : fn_.eqns[i].out) plan_.producer[static_cast<size_t>(v)] = static_cast<int>(i);
+    std::vector<bool> live(static_cast<size_t>(fn_.num_vars()), false);
+    for (VarId v : fn_.outputs) live[static_cast<size_t>(v)] = true;
+    for (size_t i = fn_.eqns.size(); i-- > 0;) {
+      const Eqn& e = fn_.eqns[i];
+      bool used = std::any_of(e.out.begin(), e.out.end(),
+                              [&](VarId v) { return live[static_cast<size_t>(v)]; });
+      if (!used) continue;
+      live_eqns_.push_back(static_cast<int>(i));
+      for (VarId v : e.in) live[static_cast<size_t>(v)] = true;
+    }
+    std::reverse(live_eqns_.begin(), live_eqns_.end());
+
+    for (VarId v : fn_.inputs) storage(v) = Storage::kInput;
+    for (size_t i = 0; i < fn_.const_vars.size(); ++i) {
+      VarId v = fn_.const_vars[i];
+      TJ_CHECK(fn_.const_values[i].valid() && !fn_.const_values[i].is_tracer(),
+               "constants of a compiled function must be concrete");
+      if (!live[static_cast<size_t>(v)]) continue;
+      storage(v) = fn_.type(v).size() == 1 ? Storage::kLiteral : Storage::kConstant;
+    }
+    for (int i : live_eqns_)
+      for (VarId v : fn_.eqns[static_cast<size_t>(i)].out)
+        storage(v) = is_inline_prim(fn_.eqns[static_cast<size_t>(i)].prim) ? Storage::kInline
+                                                                            : Storage::kResult;
+    for (VarId v : fn_.outputs)
+      if (storage(v) == Storage::kInline) storage(v) = Storage::kComputed;
+    for (int i : live_eqns_) {
+      const Eqn& e = fn_.eqns[static_cast<size_t>(i)];
+      if (e.prim == Prim::kMatmul)
+        for (VarId v : e.in)
+          if (storage(v) == Storage::kInline) storage(v) = Storage::kComputed;
+      if (options_.materialize_layout && storage(e.out[0]) == Storage::kInline &&
+          moves_elements(fn_, e))
+        storage(e.out[0]) = Storage::kComputed;
+    }
+
+    // Store costly values rather than recompute them for every element of an expanding broadcast.
+    std::vector<int64_t> cost(static_cast<size_t>(fn_.num_vars()), 0);
+    for (int i : live_eqns_) {
+      const Eqn& e = fn_.eqns[static_cast<size_t>(i)];
+      if (e.prim == Prim::kBroadcast) {
+        VarId x = e.in[0];
+        int64_t in_size = fn_.type(x).size(), out_size = fn_.type(e.out[0]).size();
+        if (storage(x) == Storage::kInline && in_size > 1 && out_size >= 2 * in_size &&
+            cost[static_cast<size_t>(x)] > kMaxRecomputeCost) {
+          storage(x) = Storage::kComputed;
+        }
+      }
+      int64_t c = op_cost(e.prim);
+      for (VarId v : e.in)
+        if (storage(v) == Storage::kInline) c = std::min(kCostCap, c + cost[static_cast<size_t>(v)]);
+      for (VarId v : e.out) cost[static_cast<size_t>(v)] = c;
+    }
+  }
+
+  // Buffers computed by kernels that `v`'s inline expression reads (v itself when it has one).
+  void collect_deps(VarId v, std::vector<VarId>& deps) {
+    if (stamp_[static_cast<size_t>(v)] == epoch_) return;
+    stamp_[static_cast<size_t>(v)] = epoch_;
+    if (is_kernel_value(v)) {
+      deps.push_back(v);
+    } else if (storage(v) == Storage::kInline) {
+      for (VarId u : producer(v).in) collect_deps(u, deps);
+    }
+  }
+
+  bool compatible(const Kernel& k, KernelKind kind, const Shape& domain,
+                  const std::vector<int64_t>& axes) const {
+    if (k.kind != kind || k.domain.shape != domain) return false;
+    if (kind == KernelKind::kElementwise) return true;
+    return kind == KernelKind::kReduce && k.axes == axes;
+  }
+
+  void form_kernels() {
+    for (int i : live_eqns_) {
+      const Eqn& e = fn_.eqns[static_cast<size_t>(i)];
+      VarId v = e.out[0];
+      if (!is_kernel_value(v)) continue;
+      KernelKind kind = KernelKind::kElementwise;
+      ir::Type domain = fn_.type(v);
+      std::vector<int64_t> axes;
+      if (storage(v) == Storage::kResult) {
+        switch (e.prim) {
+          case Prim::kReduceSum: case Prim::kReduceMax:
+            kind = KernelKind::kReduce;
+            domain = fn_.type(e.in[0]);
+            axes = e.params.axes;
+            std::sort(axes.begin(), axes.end());
+            break;
+          case Prim::kMatmul: kind = KernelKind::kMatmul; break;
+          case Prim::kConcatenate: kind = KernelKind::kConcatenate; break;
+          default: TJ_CHECK(false, "unexpected result primitive ", ir::prim_name(e.prim));
+        }
+      }
+      ++epoch_;
+      std::vector<VarId> deps;
+      for (VarId u : e.in) collect_deps(u, deps);
+
+      // Join the first compatible kernel that runs after everything `v` reads; an elementwise
+      // kernel may also hold values `v` reads, which it then recomputes in the same loop.
+      int chosen = -1;
+      if (kind == KernelKind::kElementwise || kind == KernelKind::kReduce) {
+        for (size_t k = 0; k < plan_.kernels.size() && chosen < 0; ++k) {
+          const Kernel& kernel = plan_.kernels[k];
+          if (!compatible(kernel, kind, domain.shape, axes)) continue;
+          bool ok = std::all_of(deps.begin(), deps.end(), [&](VarId d) {
+            int kd = kernel_of(d);
+            return kd < static_cast<int>(k) ||
+                   (kd == static_cast<int>(k) && kind == KernelKind::kElementwise);
+          });
+          if (ok) chosen = static_cast<int>(k);
+        }
+      }
+      if (chosen < 0) {
+        chosen = static_cast<int>(plan_.kernels.size());
+        Kernel k;
+        k.kind = kind;
+        k.domain = domain;
+        k.axes = axes;
+        plan_.kernels.push_back(std::move(k));
+      }
+      plan_.kernels[static_cast<size_t>(chosen)].roots.push_back(v);
+      plan_.kernel_of[static_cast<size_t>(v)] = chosen;
+    }
+  }
+
+  void add_slot(VarId v) {
+    if (plan_.slot[static_cast<size_t>(v)] >= 0) return;
+    plan_.slot[static_cast<size_t>(v)] = static_cast<int>(plan_.slots.size());
+    plan_.slots.push_back(v);
+  }
+
+  void assign_slots() {
+    for (VarId v : fn_.inputs) add_slot(v);
+    for (VarId v : fn_.const_vars)
+      if (storage(v) == Storage::kConstant) add_slot(v);
+    for (const Kernel& k : plan_.kernels)
+      for (VarId v : k.roots) add_slot(v);
+  }
+
+  // True when `v` is evaluated inline by kernel `k` (rather than loaded from a buffer).
+  bool inline_in(VarId v, int k) const {
+    Storage s = plan_.storage[static_cast<size_t>(v)];
+    return s == Storage::kInline ||
+           (s == Storage::kComputed && kernel_of(v) == k &&
+            plan_.kernels[static_cast<size_t>(k)].kind == KernelKind::kElementwise);
+  }
+
+  // Collects the equations kernel `k` evaluates for `v`, and the buffers it reads.
+  void walk(VarId v, int k, std::vector<int>& eqns, std::vector<int>& reads) {
+    if (stamp_[static_cast<size_t>(v)] == epoch_) return;
+    stamp_[static_cast<size_t>(v)] = epoch_;
+    if (inline_in(v, k)) {
+      eqns.push_back(plan_.producer[static_cast<size_t>(v)]);
+      for (VarId u : producer(v).in) walk(u, k, eqns, reads);
+    } else if (has_buffer(v)) {
+      reads.push_back(plan_.slot[static_cast<size_t>(v)]);
+    }
+  }
+
+  // True when `v` can be evaluated at a row-major index of its own shape with no division:
+  // elementwise ops, reshapes, and broadcasts of one element or that keep the size.
+  bool flat_ok(VarId v, int k) {
+    if (!inline_in(v, k)) return true;
+    int8_t& memo = flat_memo_[static_cast<size_t>(v)];
+    if (memo) return memo > 0;
+    const Eqn& e = producer(v);
+    bool ok = true;
+    switch (e.prim) {
+      case Prim::kBroadcast: {
+        int64_t in_size = fn_.type(e.in[0]).size();
+        ok = in_size == 1 || (in_size == fn_.type(v).size() && flat_ok(e.in[0], k));
+        break;
+      }
+      case Prim::kReshape: ok = flat_ok(e.in[0], k); break;
+      case Prim::kTranspose: case Prim::kSlice: ok = false; break;
+      case Prim::kIota: {
+        std::vector<int64_t> dims = loop_dims(fn_.type(v).shape);
+        ok = dims.empty() || (dims.size() == 1 && dims[0] == e.params.axis);
+        break;
+      }
+      default:
+        for (VarId u : e.in) ok = ok && flat_ok(u, k);
+    }
+    memo = ok ? 1 : -1;
+    return ok;
+  }
+
+  void describe(Kernel& kernel) {
+    const int k = static_cast<int>(&kernel - plan_.kernels.data());
+    ++epoch_;
+    for (VarId r : kernel.roots) {
+      if (kernel.kind == KernelKind::kElementwise) {
+        walk(r, k, kernel.eqns, kernel.reads);
+      } else {
+        stamp_[static_cast<size_t>(r)] = epoch_;
+        kernel.eqns.push_back(plan_.producer[static_cast<size_t>(r)]);
+        for (VarId u : producer(r).in) walk(u, k, kernel.eqns, kernel.reads);
+      }
+      kernel.writes.push_back(plan_.slot[static_cast<size_t>(r)]);
+    }
+    std::sort(kernel.eqns.begin(), kernel.eqns.end());
+    std::sort(kernel.reads.begin(), kernel.reads.end());
+    kernel.reads.erase(std::unique(kernel.reads.begin(), kernel.reads.end()), kernel.reads.end());
+
+    flat_memo_.assign(static_cast<size_t>(fn_.num_vars()), 0);
+    const Shape& shape = kernel.domain.shape;
+    const int64_t size = shape_size(shape);
+    std::vector<int64_t> dims = loop_dims(shape);
+    auto nest_range = [&] {
+      kernel.trip_count = dims.empty() ? 1 : shape[static_cast<size_t>(dims[0])];
+      kernel.work = kernel.trip_count > 0 ? size / kernel.trip_count : 0;
+    };
+    switch (kernel.kind) {
+      case KernelKind::kElementwise: {
+        bool flat = std::all_of(kernel.roots.begin(), kernel.roots.end(),
+                                [&](VarId r) { return flat_ok(r, k); });
+        kernel.scheme = flat ? LoopScheme::kFlat : LoopScheme::kNest;
+        if (flat) {
+          kernel.trip_count = size;
+          kernel.work = 1;
+        } else {
+          nest_range();
+        }
+        break;
+      }
+      case KernelKind::kReduce: {
+        std::vector<int64_t> kept, reduced;
+        for (int64_t d : dims)
+          (std::binary_search(kernel.axes.begin(), kernel.axes.end(), d) ? reduced : kept)
+              .push_back(d);
+        bool suffix = kept.empty() || reduced.empty() || kept.back() < reduced.front();
+        bool flat = std::all_of(kernel.roots.begin(), kernel.roots.end(),
+                                [&](VarId r) { return flat_ok(producer(r).in[0], k); });
+        int64_t out_size = fn_.type(kernel.roots[0]).size();
+        if (suffix) {
+          kernel.scheme = flat ? LoopScheme::kFlat : LoopScheme::kSuffix;
+          kernel.trip_count = flat ? out_size
+                              : kept.empty() ? 1
+                                             : shape[static_cast<size_t>(kept[0])];
+        } else {
+          kernel.scheme = LoopScheme::kRowMajor;
+          // Chunks split the outermost dimension; two chunks must not accumulate into one output.
+          kernel.splittable = !std::binary_search(kernel.axes.begin(), kernel.axes.end(), dims[0]);
+          kernel.trip_count = kernel.splittable ? shape[static_cast<size_t>(dims[0])] : 1;
+        }
+        kernel.work = kernel.trip_count > 0 ? size / kernel.trip_count : 0;
+        break;
+      }
+      case KernelKind::kMatmul: {
+        const Eqn& e = producer(kernel.roots[0]);
+        const Shape& a = fn_.type(e.in[0]).shape;
+        const Shape& b = fn_.type(e.in[1]).shape;
+        kernel.scheme = LoopScheme::kNest;
+        kernel.trip_count = a[0];
+        kernel.work = std::max<int64_t>(1, a[1] * b[1]);
+        break;
+      }
+      case KernelKind::kConcatenate: {
+        const Eqn& e = producer(kernel.roots[0]);
+        kernel.scheme = LoopScheme::kNest;
+        if (!dims.empty() && dims[0] != e.params.axis) {
+          nest_range();
+        } else {
+          kernel.splittable = false;
+          kernel.trip_count = 1;
+          kernel.work = size;
+        }
+        break;
+      }
+    }
+    // Work per element: one for the memory traffic plus the inline operations' costs.
+    if (kernel.kind != KernelKind::kMatmul) {
+      int64_t per_element = 1;
+      for (int i : kernel.eqns) per_element += op_cost(fn_.eqns[static_cast<size_t>(i)].prim);
+      kernel.work *= per_element;
+    }
+  }
+
+  const ir::Function& fn_;
+  FusionOptions options_;
+  FusionPlan plan_;
+  std::vector<int> live_eqns_;
+  std::vector<uint32_t> stamp_;
+  uint32_t epoch_ = 0;
+  std::vector<int8_t> flat_memo_;
+};
+
+// Printing. Names follow ir::to_string: constants, captures, inputs, then equation results, in
+// order, as a, b, ..., z, ba, ...
+
+std::string alpha_name(int n) {
+  std::string s;
+  do {
+    s.insert(s.begin(), static_cast<char>('a' + n % 26));
+    n /= 26;
+  } while (n);
+  return s;
+}
+
+template <class T>
+std::string shortest(T v) {
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, v);
+  std::string s(buf, res.ptr);
+  if (s.find_first_of(".eni") == std::string::npos) s += ".0";
+  return s;
+}
+
+std::string literal_str(const Array& value) {
+  const auto& impl = *value.impl();
+  std::string v;
+  switch (impl.type.dtype) {
+    case DType::f32: v = shortest(*impl.data<float>()); break;
+    case DType::f64: v = shortest(*impl.data<double>()); break;
+    case DType::i32: v = absl::StrCat(*impl.data<int32_t>()); break;
+    case DType::u32: v = absl::StrCat(*impl.data<uint32_t>()); break;
+    case DType::bool_: v = *impl.data<bool>() ? "True" : "False"; break;
+  }
+  return absl::StrCat(v, ":", ir::type_str(impl.type));
+}
+
+class FusedPrinter {
+ public:
+  FusedPrinter(const ir::Function& fn, const FusionPlan& plan) : fn_(fn), plan_(plan) {
+    names_.resize(static_cast<size_t>(fn.num_vars()));
+    for (size_t i = 0; i < fn.const_vars.size(); ++i) {
+      VarId v = fn.const_vars[i];
+      if (fn.const_values[i].ndim() == 0) names_[static_cast<size_t>(v)] = literal_str(fn.const_values[i]);
+      else header_.push_back(v);
+    }
+    for (VarId v : fn.const_vars)
+      if (names_[static_cast<size_t>(v)].empty()) name(v);
+    for (VarId v : fn.captures) name(v), header_.push_back(v);
+    for (VarId v : fn.inputs) name(v);
+    for (const Eqn& e : fn.eqns)
+      for (VarId v : e.out) name(v);
+  }
+
+  std::string print() const {
+    std::vector<std::string> header, params;
+    for (VarId v : header_) header.push_back(binder(v));
+    for (VarId v : fn_.inputs) params.push_back(binder(v));
+    std::string out = absl::StrCat("{ lambda ", absl::StrJoin(header, " "),
+                                   header.empty() ? "; " : " ; ", absl::StrJoin(params, " "),
+                                   ". let\n");
+    for (size_t k = 0; k < plan_.kernels.size(); ++k) {
+      const Kernel& kernel = plan_.kernels[k];
+      absl::StrAppend(&out, "    kernel ", k, " (", kernel_kind_name(kernel.kind));
+      if (kernel.roots.size() > 1) absl::StrAppend(&out, ", ", kernel.roots.size(), " outputs");
+      absl::StrAppend(&out, ", over ", ir::type_str(kernel.domain), "):\n");
+      for (int i : kernel.eqns) {
+        const Eqn& e = fn_.eqns[static_cast<size_t>(i)];
+        std::vector<std::string> outs, ins;
+        for (VarId v : e.out) outs.push_back(binder(v));
+        for (VarId v : e.in) ins.push_back(names_[static_cast<size_t>(v)]);
+        std::string ps = ir::params_str(e.prim, e.params);
+        absl::StrAppend(&out, "      ", absl::StrJoin(outs, " "), " = ",
+                        detail::str_part(ir::prim_name(e.prim)),
+                        ps.empty() ? "" : absl::StrCat("[", ps, "]"), ins.empty() ? "" : " ",
+                        absl::StrJoin(ins, " "), "\n");
+      }
+    }
+    std::vector<std::string> outs;
+    for (VarId v : fn_.outputs) outs.push_back(names_[static_cast<size_t>(v)]);
+    absl::StrAppend(&out, "  in ",
+                    outs.size() == 1 ? absl::StrCat("(", outs[0], ",)")
+                                     : absl::StrCat("(", absl::StrJoin(outs, ", "), ")"),
+                    " }");
+    return out;
+  }
+
+ private:
+  void name(VarId v) {
+    std::string& n = names_[static_cast<size_t>(v)];
+    if (n.empty()) n = alpha_name(next_++);
+  }
+  std::string binder(VarId v) const {
+    return absl::StrCat(names_[static_cast<size_t>(v)], ":", ir::type_str(fn_.type(v)));
+  }
+
+  const ir::Function& fn_;
+  const FusionPlan& plan_;
+  std::vector<std::string> names_;
+  std::vector<VarId> header_;
+  int next_ = 0;
+};
+
+}  // namespace
+
+FusionPlan plan_fusion(const ir::Function& fn, const FusionOptions& options) {
+  return Planner(fn, options).run();
+}
+
+std::string fused_ir_str(const ir::Function& fn, const FusionPlan& plan) {
+  return FusedPrinter(fn, plan).print();
+}
+
+const char* kernel_kind_name(KernelKind kind) {
+  switch (kind) {
+    case KernelKind::kElementwise: return "elementwise";
+    case KernelKind::kReduce: return "reduce";
+    case KernelKind::kMatmul: return "matmul";
+    case KernelKind::kConcatenate: return "concatenate";
+  }
+  return "?";
+}
+
+}  // namespace tracejit::backend

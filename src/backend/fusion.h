@@ -1,0 +1,90 @@
+#pragma once
+// Fusion: partitions an optimized ir::Function into loop kernels, and decides every loop's shape
+// (flat or nested, which range splits across threads), so that the LLVM lowering and the runtime
+// read one plan. No LLVM here.
+//
+// Every value is either inline (elementwise ops, layout ops, iota, size-1 constants: recomputed
+// at the index where a consumer needs it) or has a buffer. Buffers hold the function's inputs,
+// its constants of more than one element, its outputs, the results of reductions, matmuls and
+// concatenations, matmul operands, and values that would be too costly to recompute under an
+// expanding broadcast. Kernels:
+//   elementwise  one loop over a shape, writing one or more same-shape roots
+//   reduce       one pass over an input shape, for one or more reductions over the same axes
+//   matmul       [m,k] x [k,n], i-k-j order, k summed in sequence (as the eager reference)
+//   concatenate  one loop nest per operand, each writing its slab
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ir/ir.h"
+
+namespace tracejit::backend {
+
+/// Where a value lives while the program runs.
+enum class Storage : uint8_t {
+  kUnused,    // no output depends on it
+  kInput,     // a function input: the caller's buffer
+  kConstant,  // a constant of more than one element: the constant's buffer
+  kLiteral,   // a constant of one element: an LLVM constant in the code
+  kInline,    // recomputed by each consumer at the index it needs
+  kComputed,  // an elementwise or layout result stored in a buffer (an output, a matmul operand,
+              // or too costly to recompute): consumers in its own kernel recompute it, others load
+  kResult,    // a reduction, matmul or concatenation result: always loaded
+};
+
+enum class KernelKind : uint8_t { kElementwise, kReduce, kMatmul, kConcatenate };
+
+/// How a kernel's loops run over [begin, end) of its outermost range; see Kernel.
+enum class LoopScheme : uint8_t {
+  kFlat,      // one loop over the row-major index of `domain` (elementwise), or over the kept
+              // elements with an inner flat loop over the reduced ones (reduce, axes a suffix)
+  kNest,      // a loop per dimension of `domain` larger than 1; the outermost is the range
+  kSuffix,    // reduce: kept dimensions outside (the range), reduced ones inside, accumulating
+              // in registers
+  kRowMajor,  // reduce: the input in row-major order, accumulating into the output buffer
+};
+
+struct Kernel {
+  KernelKind kind = KernelKind::kElementwise;
+  LoopScheme scheme = LoopScheme::kNest;
+  std::vector<ir::VarId> roots;  // the values it stores, one buffer each
+  std::vector<int> eqns;         // the equations it evaluates, in program order (for printing)
+  ir::Type domain;               // the type iterated: roots' (elementwise, concatenate, matmul
+                                 // output) or the reduced input's
+  std::vector<int64_t> axes;     // reduce: the reduced axes, sorted
+  // The runtime calls kernel(buffers, begin, end) over [0, trip_count); when `splittable`, it may
+  // cut that range into chunks on several threads. `work` estimates elements per range step.
+  int64_t trip_count = 1;
+  bool splittable = true;
+  int64_t work = 1;
+  // The buffers it reads, then writes (slot numbers), for the lowering's noalias arguments.
+  std::vector<int> reads, writes;
+};
+
+struct FusionPlan {
+  std::vector<Storage> storage;  // per VarId
+  std::vector<int> slot;         // per VarId: index into the run's buffer array, or -1
+  std::vector<ir::VarId> slots;  // per slot: its VarId
+  std::vector<int> producer;     // per VarId: the equation defining it, or -1
+  std::vector<int> kernel_of;    // per VarId with a buffer computed by a kernel, else -1
+  std::vector<Kernel> kernels;   // in execution order
+};
+
+struct FusionOptions {
+  /// Store every layout result that moves elements (transposes, slices, expanding broadcasts,
+  /// reshapes), so that no kernel recomputes a value at more than one index pattern. The
+  /// backend retries with this when a kernel's inline code grows too large.
+  bool materialize_layout = false;
+};
+
+/// Partitions `fn` (no captures) into kernels.
+FusionPlan plan_fusion(const ir::Function& fn, const FusionOptions& options = {});
+
+/// The fused program: `fn`'s header, its equations grouped by kernel (an equation recomputed by
+/// two kernels appears in both), and its outputs. Variables are named as ir::to_string names them.
+std::string fused_ir_str(const ir::Function& fn, const FusionPlan& plan);
+
+/// "elementwise", "reduce", "matmul", "concatenate".
+const char* kernel_kind_name(KernelKind kind);
+
+}  // namespace tracejit::backend

@@ -1,0 +1,1028 @@
+// Lowering of fused kernels to LLVM IR. Inline values are evaluated at the index a consumer
+// needs, through the index maps of layout ops; within one loop body each (value, index) is
+// computed once. Elementwise code keeps IEEE semantics (no fast-math flags unless asked);
+// reductions mark their accumulating fadd `reassoc`, so their order is unspecified, as in XLA.
+#include "backend/lower_llvm.h"
+
+#include <llvm/IR/Constants.h>
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
+#include "frontend/errors.h"
+#include "trace/array_impl.h"
+#include "trace/eager.h"
+
+namespace tracejit::backend {
+namespace {
+
+using ir::Eqn;
+using ir::Prim;
+using ir::VarId;
+using llvm::Value;
+
+// Distinct (value, index) evaluations one kernel may emit before the backend plans again with
+// every element-moving layout result stored (which bounds each value to one index pattern).
+constexpr int64_t kMaxInlineEvaluations = 20000;
+// Bytes of matmul's right operand kept in cache while a row range passes over them.
+constexpr int64_t kMatmulBlockBytes = 64 * 1024;
+
+[[noreturn]] void cannot_lower(Prim p, DType d) {
+  throw Error(detail::cat("[jit] cannot lower ", ir::prim_name(p), " for ", dtype_name(d),
+                          " yet: compute it in another dtype (tj::astype) or outside jit"));
+}
+
+/// A position in an array of some shape: its row-major offset, its per-dimension indices, or
+/// both. Values are i64.
+struct Index {
+  Value* flat = nullptr;
+  std::vector<Value*> multi;
+  bool has_multi = false;
+};
+
+struct MemoKey {
+  VarId var;
+  absl::InlinedVector<Value*, 4> index;
+  bool operator==(const MemoKey&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const MemoKey& k) {
+    return H::combine(std::move(h), k.var, k.index);
+  }
+};
+
+std::vector<int64_t> non_unit_dims(const Shape& shape) {
+  std::vector<int64_t> dims;
+  for (size_t i = 0; i < shape.size(); ++i)
+    if (shape[i] != 1) dims.push_back(static_cast<int64_t>(i));
+  return dims;
+}
+
+class Lowering {
+ public:
+  Lowering(const ir::Function& fn, const FusionPlan& plan, const FusionOptions& fusion,
+           const CompileOptions& options)
+      : fn_(fn), plan_(plan), fusion_(fusion), options_(options),
+        context_(OrcJit::make_context()),
+        module_(std::make_unique<llvm::Module>(options.name, *context_)),
+        b_(*context_),
+        i64_(b_.getInt64Ty()),
+        ptr_(b_.getPtrTy()) {
+    if (options.fast_math) fast_.setFast();
+    for (size_t i = 0; i < fn.const_vars.size(); ++i) literals_[fn.const_vars[i]] = &fn.const_values[i];
+  }
+
+  void lower_all() {
+    for (size_t k = 0; k < plan_.kernels.size(); ++k) lower_kernel(static_cast<int>(k));
+  }
+
+  /// The module and its context, for OrcJit::compile.
+  std::pair<std::unique_ptr<llvm::Module>, std::unique_ptr<llvm::LLVMContext>> take() {
+    return {std::move(module_), std::move(context_)};
+  }
+
+ private:
+  const ir::Function& fn_;
+  const FusionPlan& plan_;
+  FusionOptions fusion_;
+  CompileOptions options_;
+  std::unique_ptr<llvm::LLVMContext> context_;  // declared before module_: destroyed after it
+  std::unique_ptr<llvm::Module> module_;
+  llvm::IRBuilder<> b_;
+  llvm::Type* i64_;
+  llvm::Type* ptr_;
+  llvm::FastMathFlags fast_;  // for elementwise float ops: empty unless fast_math
+  absl::flat_hash_map<VarId, const Array*> literals_;  // constant values by variable
+
+  // Per kernel.
+  int kernel_ = -1;
+  std::vector<Value*> buffer_;  // per slot: the body's pointer argument
+  std::vector<absl::flat_hash_map<MemoKey, Value*>> memo_;  // one scope per enclosing loop
+  int64_t evaluations_ = 0;
+  llvm::BasicBlock* entry_ = nullptr;
+
+  // ---- Types and constants ----
+
+  llvm::Type* reg_type(DType d) {
+    switch (d) {
+      case DType::f32: return b_.getFloatTy();
+      case DType::f64: return b_.getDoubleTy();
+      case DType::i32: case DType::u32: return b_.getInt32Ty();
+      case DType::bool_: return b_.getInt1Ty();
+    }
+    detail::fail_internal(__FILE__, __LINE__, "unknown dtype");
+  }
+  llvm::Type* mem_type(DType d) { return d == DType::bool_ ? b_.getInt8Ty() : reg_type(d); }
+  Value* i64(int64_t v) { return b_.getInt64(static_cast<uint64_t>(v)); }
+  llvm::Align elem_align(DType d) { return llvm::Align(static_cast<uint64_t>(dtype_size(d))); }
+
+  Value* literal(const Array& value) {
+    const detail::ArrayImpl& impl = *value.impl();
+    switch (impl.type.dtype) {
+      case DType::f32: {
+        uint32_t bits;
+        std::memcpy(&bits, impl.buffer->data(), 4);
+        return llvm::ConstantFP::get(*context_, llvm::APFloat(llvm::APFloat::IEEEsingle(),
+                                                              llvm::APInt(32, bits)));
+      }
+      case DType::f64: {
+        uint64_t bits;
+        std::memcpy(&bits, impl.buffer->data(), 8);
+        return llvm::ConstantFP::get(*context_, llvm::APFloat(llvm::APFloat::IEEEdouble(),
+                                                              llvm::APInt(64, bits)));
+      }
+      case DType::i32: return b_.getInt32(static_cast<uint32_t>(*impl.data<int32_t>()));
+      case DType::u32: return b_.getInt32(*impl.data<uint32_t>());
+      case DType::bool_: return b_.getInt1(*impl.data<bool>());
+    }
+    detail::fail_internal(__FILE__, __LINE__, "unknown dtype");
+  }
+
+  Value* const_of(DType d, double value) {
+    llvm::Type* t = reg_type(d);
+    if (is_float(d)) return llvm::ConstantFP::get(t, value);
+    return llvm::ConstantInt::get(t, static_cast<uint64_t>(static_cast<int64_t>(value)));
+  }
+
+  // ---- Loops ----
+
+  // for (i = lo; i < hi; ++i) body(i), at the insertion point; leaves it after the loop.
+  template <class F>
+  void loop(Value* lo, Value* hi, F&& body, const char* name = "i") {
+    llvm::Function* f = b_.GetInsertBlock()->getParent();
+    llvm::BasicBlock* pre = b_.GetInsertBlock();
+    auto* header = llvm::BasicBlock::Create(*context_, "loop", f);
+    auto* exit = llvm::BasicBlock::Create(*context_, "loop.end", f);
+    b_.CreateCondBr(b_.CreateICmpSLT(lo, hi), header, exit);
+    b_.SetInsertPoint(header);
+    llvm::PHINode* i = b_.CreatePHI(i64_, 2, name);
+    i->addIncoming(lo, pre);
+    memo_.emplace_back();
+    body(static_cast<Value*>(i));
+    memo_.pop_back();
+    Value* next = b_.CreateAdd(i, i64(1), "", /*HasNUW=*/true, /*HasNSW=*/true);
+    i->addIncoming(next, b_.GetInsertBlock());
+    b_.CreateCondBr(b_.CreateICmpSLT(next, hi), header, exit);
+    b_.SetInsertPoint(exit);
+  }
+
+  // Loops over `dims` of `shape` (the first over [lo, hi), the rest whole) and calls body with
+  // the full index, 0 in the other dimensions. With no dims: one pass over [lo, hi).
+  template <class F>
+  void nest(const Shape& shape, const std::vector<int64_t>& dims, Value* lo, Value* hi, F&& body) {
+    std::vector<Value*> index(shape.size(), i64(0));
+    if (dims.empty()) {
+      loop(lo, hi, [&](Value*) { body(index); }, "once");
+      return;
+    }
+    auto level = [&](auto& self, size_t l) -> void {
+      size_t d = static_cast<size_t>(dims[l]);
+      Value* from = l == 0 ? lo : i64(0);
+      Value* to = l == 0 ? hi : i64(shape[d]);
+      loop(from, to, [&](Value* i) {
+        index[d] = i;
+        if (l + 1 == dims.size()) body(index);
+        else self(self, l + 1);
+      });
+    };
+    level(level, 0);
+  }
+
+  // ---- Indices ----
+
+  Value* flat_of(const Index& ix, const Shape& shape) {
+    if (ix.flat) return ix.flat;
+    std::vector<int64_t> strides = detail::row_major_strides(shape);
+    Value* acc = nullptr;
+    for (size_t k = 0; k < shape.size(); ++k) {
+      if (shape[k] == 1) continue;
+      Value* term = strides[k] == 1 ? ix.multi[k]
+                                    : b_.CreateMul(ix.multi[k], i64(strides[k]), "", true, true);
+      acc = acc ? b_.CreateAdd(acc, term, "", true, true) : term;
+    }
+    return acc ? acc : i64(0);
+  }
+
+  Index multi_of(const Index& ix, const Shape& shape) {
+    if (ix.has_multi) return ix;
+    Index out;
+    out.flat = ix.flat;
+    out.has_multi = true;
+    std::vector<int64_t> strides = detail::row_major_strides(shape);
+    bool first = true;
+    for (size_t k = 0; k < shape.size(); ++k) {
+      if (shape[k] == 1) {
+        out.multi.push_back(i64(0));
+        continue;
+      }
+      Value* q = strides[k] == 1 ? ix.flat : b_.CreateUDiv(ix.flat, i64(strides[k]));
+      if (!first) q = b_.CreateURem(q, i64(shape[k]));
+      first = false;
+      out.multi.push_back(q);
+    }
+    return out;
+  }
+
+  static Index from_multi(std::vector<Value*> multi) {
+    Index ix;
+    ix.multi = std::move(multi);
+    ix.has_multi = true;
+    return ix;
+  }
+  static Index from_flat(Value* flat) {
+    Index ix;
+    ix.flat = flat;
+    return ix;
+  }
+
+  // ---- Memory ----
+
+  Value* element_ptr(VarId v, Value* offset) {
+    const int slot = plan_.slot[static_cast<size_t>(v)];
+    TJ_CHECK(slot >= 0 && buffer_[static_cast<size_t>(slot)], "kernel ", kernel_,
+             " has no buffer for variable ", v);
+    Value* base = buffer_[static_cast<size_t>(slot)];
+    return b_.CreateInBoundsGEP(mem_type(fn_.type(v).dtype), base, offset);
+  }
+  Value* load(VarId v, Value* offset) {
+    DType d = fn_.type(v).dtype;
+    Value* x = b_.CreateAlignedLoad(mem_type(d), element_ptr(v, offset), elem_align(d));
+    return d == DType::bool_ ? b_.CreateICmpNE(x, b_.getInt8(0)) : x;
+  }
+  void store(VarId v, Value* offset, Value* x) {
+    DType d = fn_.type(v).dtype;
+    if (d == DType::bool_) x = b_.CreateZExt(x, b_.getInt8Ty());
+    b_.CreateAlignedStore(x, element_ptr(v, offset), elem_align(d));
+  }
+
+  // ---- Evaluation of inline values ----
+
+  bool computed_here(VarId v) const {
+    switch (plan_.storage[static_cast<size_t>(v)]) {
+      case Storage::kInline: return true;
+      case Storage::kComputed:
+        return plan_.kernel_of[static_cast<size_t>(v)] == kernel_ &&
+               plan_.kernels[static_cast<size_t>(kernel_)].kind == KernelKind::kElementwise;
+      case Storage::kUnused: case Storage::kInput: case Storage::kConstant: case Storage::kLiteral:
+      case Storage::kResult:
+        return false;
+    }
+    return false;
+  }
+
+  // The value of `v` at `ix` (an index into v's shape).
+  Value* eval(VarId v, const Index& ix) {
+    Storage s = plan_.storage[static_cast<size_t>(v)];
+    if (s == Storage::kLiteral) return literal(*literals_.at(v));
+    TJ_CHECK(s != Storage::kUnused, "evaluating an unused variable ", v);
+    MemoKey key{v, {}};
+    if (ix.has_multi) key.index.assign(ix.multi.begin(), ix.multi.end());
+    else key.index.push_back(ix.flat);
+    for (auto it = memo_.rbegin(); it != memo_.rend(); ++it) {
+      auto found = it->find(key);
+      if (found != it->end()) return found->second;
+    }
+    Value* x;
+    if (computed_here(v)) {
+      if (++evaluations_ > kMaxInlineEvaluations && !fusion_.materialize_layout)
+        throw KernelTooLarge("[jit] kernel too large");
+      const Shape& shape = fn_.type(v).shape;
+      x = compute(fn_.eqns[static_cast<size_t>(plan_.producer[static_cast<size_t>(v)])], ix, shape);
+    } else {
+      x = load(v, flat_of(ix, fn_.type(v).shape));
+    }
+    memo_.back().emplace(std::move(key), x);
+    return x;
+  }
+
+  Value* compute(const Eqn& e, const Index& ix, const Shape& shape) {
+    const Prim p = e.prim;
+    const DType in_dtype = fn_.type(e.in.empty() ? e.out[0] : e.in[0]).dtype;
+    switch (p) {
+      case Prim::kNeg: case Prim::kExp: case Prim::kLog: case Prim::kLog1p: case Prim::kSin:
+      case Prim::kCos: case Prim::kTanh: case Prim::kSqrt: case Prim::kAbs: case Prim::kSign:
+      case Prim::kStopGradient:
+        return unary(p, in_dtype, eval(e.in[0], ix));
+      case Prim::kConvert:
+        return convert(eval(e.in[0], ix), in_dtype, e.params.dtype);
+      case Prim::kBitcast:
+        return bitcast(eval(e.in[0], ix), in_dtype, e.params.dtype);
+      case Prim::kAdd: case Prim::kMul: case Prim::kDiv: case Prim::kPow: case Prim::kMax:
+      case Prim::kMin: case Prim::kAnd: case Prim::kOr: case Prim::kXor: case Prim::kShl:
+      case Prim::kShr:
+        return binary(p, in_dtype, eval(e.in[0], ix), eval(e.in[1], ix));
+      case Prim::kEq: case Prim::kNe: case Prim::kLt: case Prim::kLe: case Prim::kGt: case Prim::kGe:
+        return compare(p, in_dtype, eval(e.in[0], ix), eval(e.in[1], ix));
+      case Prim::kSelect: {
+        Value* c = eval(e.in[0], ix);
+        Value* a = eval(e.in[1], ix);
+        Value* b = eval(e.in[2], ix);
+        return b_.CreateSelect(c, a, b);
+      }
+      case Prim::kBroadcast: return eval(e.in[0], broadcast_index(e, ix, shape));
+      case Prim::kReshape: return eval(e.in[0], reshape_index(e, ix, shape));
+      case Prim::kTranspose: {
+        Index m = multi_of(ix, shape);
+        std::vector<Value*> src(shape.size());
+        for (size_t i = 0; i < shape.size(); ++i)
+          src[static_cast<size_t>(e.params.axes[i])] = m.multi[i];
+        return eval(e.in[0], from_multi(std::move(src)));
+      }
+      case Prim::kSlice: {
+        Index m = multi_of(ix, shape);
+        std::vector<Value*> src(shape.size());
+        for (size_t i = 0; i < shape.size(); ++i) {
+          int64_t start = e.params.axes[i];
+          src[i] = start == 0 ? m.multi[i] : b_.CreateAdd(m.multi[i], i64(start), "", true, true);
+        }
+        return eval(e.in[0], from_multi(std::move(src)));
+      }
+      case Prim::kIota: {
+        const size_t axis = static_cast<size_t>(e.params.axis);
+        std::vector<int64_t> dims = non_unit_dims(shape);
+        Value* i;
+        if (ix.has_multi) i = ix.multi[axis];
+        else if (dims.empty()) i = i64(0);
+        else if (dims.size() == 1 && dims[0] == e.params.axis) i = ix.flat;
+        else i = multi_of(ix, shape).multi[axis];
+        DType d = e.params.dtype;
+        if (is_float(d)) return b_.CreateSIToFP(i, reg_type(d));
+        if (is_integer(d)) return b_.CreateTrunc(i, reg_type(d));
+        cannot_lower(p, d);
+      }
+      case Prim::kReduceSum: case Prim::kReduceMax: case Prim::kMatmul: case Prim::kConcatenate:
+        break;
+    }
+    detail::fail_internal(__FILE__, __LINE__, "a kernel-level primitive cannot be inline");
+  }
+
+  Index broadcast_index(const Eqn& e, const Index& ix, const Shape& shape) {
+    const Shape& in = fn_.type(e.in[0]).shape;
+    const int64_t in_size = shape_size(in);
+    if (in_size == 1) return from_flat(i64(0));
+    if (!ix.has_multi && in_size == shape_size(shape)) return from_flat(ix.flat);
+    Index m = multi_of(ix, shape);
+    std::vector<Value*> src(in.size());
+    for (size_t i = 0; i < in.size(); ++i)
+      src[i] = in[i] == 1 ? i64(0) : m.multi[static_cast<size_t>(e.params.axes[i])];
+    return from_multi(std::move(src));
+  }
+
+  Index reshape_index(const Eqn& e, const Index& ix, const Shape& shape) {
+    const Shape& in = fn_.type(e.in[0]).shape;
+    std::vector<int64_t> out_dims = non_unit_dims(shape), in_dims = non_unit_dims(in);
+    bool same_dims = out_dims.size() == in_dims.size();
+    for (size_t i = 0; same_dims && i < out_dims.size(); ++i)
+      same_dims = shape[static_cast<size_t>(out_dims[i])] == in[static_cast<size_t>(in_dims[i])];
+    if (ix.has_multi && same_dims) {
+      std::vector<Value*> src(in.size(), i64(0));
+      for (size_t i = 0; i < in_dims.size(); ++i)
+        src[static_cast<size_t>(in_dims[i])] = ix.multi[static_cast<size_t>(out_dims[i])];
+      Index r = from_multi(std::move(src));
+      r.flat = ix.flat;
+      return r;
+    }
+    return from_flat(flat_of(ix, shape));
+  }
+
+  // ---- Element operations ----
+
+  llvm::Function* libm(const char* name, llvm::Type* t) {
+    llvm::Function* f = module_->getFunction(name);
+    if (f) return f;
+    f = llvm::Function::Create(llvm::FunctionType::get(t, {t}, false),
+                               llvm::Function::ExternalLinkage, name, *module_);
+    // Pure for our purposes (errno is never read), so LLVM may hoist and merge calls.
+    f->setDoesNotAccessMemory();
+    f->setDoesNotThrow();
+    f->setWillReturn();
+    return f;
+  }
+
+  // Vectorizable f32 exp, log, log1p and tanh, written in IR (libm's scalar calls would keep
+  // loops scalar): Cephes' polynomials with Cody-Waite range reduction, within a few ulps of
+  // glibc. Each is an internal alwaysinline function, so the loop vectorizer sees its body.
+  enum class MathFn { kExpF, kLogF, kLog1pF, kTanhF };
+
+  llvm::Function* math_fn(MathFn which) {
+    const char* name = nullptr;
+    switch (which) {
+      case MathFn::kExpF: name = "tj.expf"; break;
+      case MathFn::kLogF: name = "tj.logf"; break;
+      case MathFn::kLog1pF: name = "tj.log1pf"; break;
+      case MathFn::kTanhF: name = "tj.tanhf"; break;
+    }
+    if (llvm::Function* f = module_->getFunction(name)) return f;
+    llvm::Type* f32 = b_.getFloatTy();
+    auto* fn = llvm::Function::Create(llvm::FunctionType::get(f32, {f32}, false),
+                                      llvm::Function::InternalLinkage, name, *module_);
+    fn->addFnAttr(llvm::Attribute::AlwaysInline);
+    fn->setDoesNotAccessMemory();
+    fn->setDoesNotThrow();
+    fn->setWillReturn();
+    llvm::IRBuilder<> b(llvm::BasicBlock::Create(*context_, "entry", fn));
+    Value* x = fn->getArg(0);
+    switch (which) {
+      case MathFn::kExpF: b.CreateRet(emit_expf(b, x)); break;
+      case MathFn::kLogF: b.CreateRet(emit_logf(b, x)); break;
+      case MathFn::kLog1pF: b.CreateRet(emit_log1pf(b, x)); break;
+      case MathFn::kTanhF: b.CreateRet(emit_tanhf(b, x)); break;
+    }
+    return fn;
+  }
+
+  static Value* poly(llvm::IRBuilder<>& b, Value* x, std::initializer_list<double> coeffs) {
+    Value* p = nullptr;
+    for (double c : coeffs) {
+      Value* k = llvm::ConstantFP::get(x->getType(), c);
+      p = p ? b.CreateIntrinsic(llvm::Intrinsic::fmuladd, {x->getType()}, {p, x, k}) : k;
+    }
+    return p;
+  }
+
+  static Value* emit_expf(llvm::IRBuilder<>& b, Value* x) {
+    llvm::Type* f32 = x->getType();
+    llvm::Type* i32 = b.getInt32Ty();
+    auto c = [&](double v) { return llvm::ConstantFP::get(f32, v); };
+    auto fma = [&](Value* p, Value* q, Value* r) {
+      return b.CreateIntrinsic(llvm::Intrinsic::fmuladd, {f32}, {p, q, r});
+    };
+    // Clamped so that n stays in [-150, 129]: below, the result rounds to 0; above, to inf.
+    Value* xc = b.CreateBinaryIntrinsic(llvm::Intrinsic::minnum,
+                                        b.CreateBinaryIntrinsic(llvm::Intrinsic::maxnum, x, c(-104.0)), c(89.0));
+    // n = round(x / ln 2), by adding and removing 1.5 * 2^23 (round to nearest even).
+    Value* n = b.CreateFSub(b.CreateFAdd(b.CreateFMul(xc, c(1.44269504088896341)), c(12582912.0)), c(12582912.0));
+    Value* r = fma(n, c(-0.693359375), xc);  // exact: 0.693359375 has 9 significant bits
+    r = fma(n, c(2.12194440e-4), r);
+    Value* z = b.CreateFMul(r, r);
+    Value* p = poly(b, r, {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3, 4.1665795894E-2,
+                           1.6666665459E-1, 5.0000001201E-1});
+    p = b.CreateFAdd(fma(p, z, r), c(1.0));
+    // p * 2^n in two steps, so that subnormal results round once and 2^n never overflows.
+    Value* ni = b.CreateFPToSI(n, i32);
+    Value* n1 = b.CreateAShr(ni, 1);
+    Value* n2 = b.CreateSub(ni, n1);
+    auto pow2 = [&](Value* k) {
+      return b.CreateBitCast(b.CreateShl(b.CreateAdd(k, b.getInt32(127)), 23), f32);
+    };
+    Value* y = b.CreateFMul(b.CreateFMul(p, pow2(n1)), pow2(n2));
+    return b.CreateSelect(b.CreateFCmpUNO(x, x), x, y);
+  }
+
+  static Value* emit_logf(llvm::IRBuilder<>& b, Value* x) {
+    llvm::Type* f32 = x->getType();
+    llvm::Type* i32 = b.getInt32Ty();
+    auto c = [&](double v) { return llvm::ConstantFP::get(f32, v); };
+    auto fma = [&](Value* p, Value* q, Value* r) {
+      return b.CreateIntrinsic(llvm::Intrinsic::fmuladd, {f32}, {p, q, r});
+    };
+    // x = m * 2^e with m in [sqrt(1/2), sqrt(2)); subnormals are scaled by 2^23 first.
+    Value* subnormal = b.CreateFCmpOLT(x, c(1.17549435e-38));
+    Value* xs = b.CreateSelect(subnormal, b.CreateFMul(x, c(8388608.0)), x);
+    Value* bits = b.CreateBitCast(xs, i32);
+    Value* e = b.CreateSub(b.CreateLShr(bits, 23), b.getInt32(126));
+    e = b.CreateSelect(subnormal, b.CreateSub(e, b.getInt32(23)), e);
+    Value* m = b.CreateBitCast(b.CreateOr(b.CreateAnd(bits, b.getInt32(0x007fffff)), b.getInt32(0x3f000000)), f32);
+    Value* low = b.CreateFCmpOLT(m, c(0.707106781186547524));
+    e = b.CreateSelect(low, b.CreateSub(e, b.getInt32(1)), e);
+    Value* t = b.CreateFSub(b.CreateSelect(low, b.CreateFAdd(m, m), m), c(1.0));
+    Value* z = b.CreateFMul(t, t);
+    Value* p = poly(b, t, {7.0376836292E-2, -1.1514610310E-1, 1.1676998740E-1, -1.2420140846E-1,
+                           1.4249322787E-1, -1.6668057665E-1, 2.0000714765E-1, -2.4999993993E-1,
+                           3.3333331174E-1});
+    Value* y = b.CreateFMul(t, b.CreateFMul(z, p));
+    Value* ef = b.CreateSIToFP(e, f32);
+    y = fma(ef, c(-2.12194440e-4), y);
+    y = fma(z, c(-0.5), y);
+    Value* r = fma(ef, c(0.693359375), b.CreateFAdd(t, y));
+    // log(inf) = inf, log(±0) = -inf, log(x < 0) and log(NaN) = NaN.
+    r = b.CreateSelect(b.CreateFCmpOEQ(x, llvm::ConstantFP::getInfinity(f32)), x, r);
+    r = b.CreateSelect(b.CreateFCmpOEQ(x, c(0.0)), llvm::ConstantFP::getInfinity(f32, true), r);
+    return b.CreateSelect(b.CreateFCmpULT(x, c(0.0)), llvm::ConstantFP::getNaN(f32), r);
+  }
+
+  static Value* emit_log1pf(llvm::IRBuilder<>& b, Value* x) {
+    // Goldberg's log(u) * x / (u - 1) with u = 1 + x: the quotient cancels u's rounding error.
+    llvm::Type* f32 = x->getType();
+    Value* one = llvm::ConstantFP::get(f32, 1.0);
+    Value* u = b.CreateFAdd(one, x);
+    Value* r = b.CreateFMul(emit_logf(b, u), b.CreateFDiv(x, b.CreateFSub(u, one)));
+    r = b.CreateSelect(b.CreateFCmpOEQ(u, one), x, r);  // |x| below half an ulp of 1
+    return b.CreateSelect(b.CreateFCmpOEQ(x, llvm::ConstantFP::getInfinity(f32)), x, r);
+  }
+
+  static Value* emit_tanhf(llvm::IRBuilder<>& b, Value* x) {
+    llvm::Type* f32 = x->getType();
+    auto c = [&](double v) { return llvm::ConstantFP::get(f32, v); };
+    Value* a = b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
+    // |x| >= 0.625: 1 - 2 / (exp(2|x|) + 1), with x's sign; exp overflowing to inf gives 1.
+    Value* s = emit_expf(b, b.CreateFAdd(a, a));
+    Value* big = b.CreateFSub(c(1.0), b.CreateFDiv(c(2.0), b.CreateFAdd(s, c(1.0))));
+    big = b.CreateBinaryIntrinsic(llvm::Intrinsic::copysign, big, x);
+    // Below: an odd polynomial (keeps -0 and NaN).
+    Value* w = b.CreateFMul(x, x);
+    Value* p = poly(b, w, {-5.70498872745E-3, 2.06390887954E-2, -5.37397155531E-2, 1.33314422036E-1,
+                           -3.33332819422E-1});
+    Value* small = b.CreateIntrinsic(llvm::Intrinsic::fmuladd, {f32}, {b.CreateFMul(p, w), x, x});
+    return b.CreateSelect(b.CreateFCmpOGE(a, c(0.625)), big, small);
+  }
+
+  Value* float_op(Value* x) {
+    if (auto* inst = llvm::dyn_cast<llvm::Instruction>(x);
+        inst && fast_.any() && llvm::isa<llvm::FPMathOperator>(inst))
+      inst->setFastMathFlags(fast_);
+    return x;
+  }
+
+  Value* unary(Prim p, DType d, Value* x) {
+    const bool f = is_float(d);
+    switch (p) {
+      case Prim::kNeg:
+        if (f) return float_op(b_.CreateFNeg(x));
+        if (is_integer(d)) return b_.CreateSub(b_.getInt32(0), x);
+        break;
+      case Prim::kExp:
+        if (d == DType::f32) return b_.CreateCall(math_fn(MathFn::kExpF), {x});
+        if (f) return float_op(b_.CreateUnaryIntrinsic(llvm::Intrinsic::exp, x));
+        break;
+      case Prim::kLog:
+        if (d == DType::f32) return b_.CreateCall(math_fn(MathFn::kLogF), {x});
+        if (f) return float_op(b_.CreateUnaryIntrinsic(llvm::Intrinsic::log, x));
+        break;
+      case Prim::kSin: if (f) return float_op(b_.CreateUnaryIntrinsic(llvm::Intrinsic::sin, x)); break;
+      case Prim::kCos: if (f) return float_op(b_.CreateUnaryIntrinsic(llvm::Intrinsic::cos, x)); break;
+      case Prim::kSqrt: if (f) return float_op(b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, x)); break;
+      case Prim::kLog1p:
+        if (d == DType::f32) return b_.CreateCall(math_fn(MathFn::kLog1pF), {x});
+        if (f) return b_.CreateCall(libm("log1p", x->getType()), {x});
+        break;
+      case Prim::kTanh:
+        if (d == DType::f32) return b_.CreateCall(math_fn(MathFn::kTanhF), {x});
+        if (f) return b_.CreateCall(libm("tanh", x->getType()), {x});
+        break;
+      case Prim::kAbs:
+        if (f) return b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x);
+        if (d == DType::i32) return b_.CreateBinaryIntrinsic(llvm::Intrinsic::abs, x, b_.getFalse());
+        if (d == DType::u32) return x;
+        break;
+      case Prim::kSign: {
+        if (f) {
+          // NaN stays itself; ±0 gives +0, as the reference's (x > 0) - (x < 0).
+          Value* zero = llvm::ConstantFP::get(x->getType(), 0.0);
+          Value* s = b_.CreateSelect(b_.CreateFCmpOLT(x, zero), llvm::ConstantFP::get(x->getType(), -1.0), zero);
+          s = b_.CreateSelect(b_.CreateFCmpOGT(x, zero), llvm::ConstantFP::get(x->getType(), 1.0), s);
+          return b_.CreateSelect(b_.CreateFCmpUNO(x, x), x, s);
+        }
+        Value* zero = b_.getInt32(0);
+        if (d == DType::i32)
+          return b_.CreateSub(b_.CreateZExt(b_.CreateICmpSGT(x, zero), x->getType()),
+                              b_.CreateZExt(b_.CreateICmpSLT(x, zero), x->getType()));
+        if (d == DType::u32) return b_.CreateZExt(b_.CreateICmpNE(x, zero), x->getType());
+        break;
+      }
+      case Prim::kStopGradient: return x;
+      default: detail::fail_internal(__FILE__, __LINE__, "not a unary primitive");
+    }
+    cannot_lower(p, d);
+  }
+
+  Value* convert(Value* x, DType from, DType to) {
+    if (from == to) return x;
+    llvm::Type* t = reg_type(to);
+    if (to == DType::bool_) {
+      if (is_float(from)) return b_.CreateFCmpUNE(x, llvm::ConstantFP::get(x->getType(), 0.0));
+      return b_.CreateICmpNE(x, llvm::ConstantInt::get(x->getType(), 0));
+    }
+    if (from == DType::bool_) return is_float(to) ? b_.CreateUIToFP(x, t) : b_.CreateZExt(x, t);
+    if (is_float(from) && is_float(to)) return b_.CreateFPCast(x, t);
+    if (is_float(from)) {  // saturating, NaN -> 0 (the reference's rule)
+      auto id = to == DType::i32 ? llvm::Intrinsic::fptosi_sat : llvm::Intrinsic::fptoui_sat;
+      return b_.CreateIntrinsic(id, {t, x->getType()}, {x});
+    }
+    if (is_float(to)) return from == DType::i32 ? b_.CreateSIToFP(x, t) : b_.CreateUIToFP(x, t);
+    return x;  // i32 <-> u32: the same bits
+  }
+
+  Value* bitcast(Value* x, DType from, DType to) {
+    if (from == to || (is_integer(from) && is_integer(to))) return x;
+    if (dtype_size(from) == dtype_size(to) && from != DType::bool_ && to != DType::bool_)
+      return b_.CreateBitCast(x, reg_type(to));
+    cannot_lower(Prim::kBitcast, from);
+  }
+
+  Value* int_div(DType d, Value* a, Value* b) {
+    // XLA's rules: x / 0 is all ones; INT_MIN / -1 is INT_MIN. The divisor is made safe first,
+    // so the division never traps and stays vectorizable.
+    Value* zero = b_.getInt32(0);
+    Value* one = b_.getInt32(1);
+    Value* by_zero = b_.CreateICmpEQ(b, zero);
+    Value* bad = by_zero;
+    if (d == DType::i32) {
+      Value* overflow = b_.CreateAnd(b_.CreateICmpEQ(a, b_.getInt32(0x80000000u)),
+                                     b_.CreateICmpEQ(b, b_.getInt32(0xFFFFFFFFu)));
+      bad = b_.CreateOr(bad, overflow);  // INT_MIN / 1 = INT_MIN
+    }
+    Value* safe = b_.CreateSelect(bad, one, b);
+    Value* q = d == DType::i32 ? b_.CreateSDiv(a, safe) : b_.CreateUDiv(a, safe);
+    return b_.CreateSelect(by_zero, b_.getInt32(0xFFFFFFFFu), q);
+  }
+
+  Value* binary(Prim p, DType d, Value* a, Value* b) {
+    const bool f = is_float(d);
+    const bool i = is_integer(d);
+    const bool sgn = d == DType::i32;
+    switch (p) {
+      case Prim::kAdd:
+        if (f) return float_op(b_.CreateFAdd(a, b));
+        if (i) return b_.CreateAdd(a, b);
+        break;
+      case Prim::kMul:
+        if (f) return float_op(b_.CreateFMul(a, b));
+        if (i) return b_.CreateMul(a, b);
+        break;
+      case Prim::kDiv:
+        if (f) return float_op(b_.CreateFDiv(a, b));
+        if (i) return int_div(d, a, b);
+        break;
+      case Prim::kPow:
+        if (f) return float_op(b_.CreateBinaryIntrinsic(llvm::Intrinsic::pow, a, b));
+        break;
+      case Prim::kMax: case Prim::kMin: {
+        const bool max = p == Prim::kMax;
+        if (f) {
+          // The reference: NaN if either is NaN, else a > b ? a : b (a < b for min).
+          Value* pick = max ? b_.CreateFCmpOGT(a, b) : b_.CreateFCmpOLT(a, b);
+          Value* r = b_.CreateSelect(pick, a, b);
+          return b_.CreateSelect(b_.CreateFCmpUNO(a, b), llvm::ConstantFP::getNaN(a->getType()), r);
+        }
+        if (d == DType::bool_) return max ? b_.CreateOr(a, b) : b_.CreateAnd(a, b);
+        auto id = max ? (sgn ? llvm::Intrinsic::smax : llvm::Intrinsic::umax)
+                      : (sgn ? llvm::Intrinsic::smin : llvm::Intrinsic::umin);
+        return b_.CreateBinaryIntrinsic(id, a, b);
+      }
+      case Prim::kAnd: if (!f) return b_.CreateAnd(a, b); break;
+      case Prim::kOr: if (!f) return b_.CreateOr(a, b); break;
+      case Prim::kXor: if (!f) return b_.CreateXor(a, b); break;
+      case Prim::kShl:
+        if (i) {
+          // Shifting by 32 or more gives 0 (LLVM would give poison).
+          Value* big = b_.CreateICmpUGE(b, b_.getInt32(32));
+          Value* s = b_.CreateShl(a, b_.CreateAnd(b, b_.getInt32(31)));
+          return b_.CreateSelect(big, b_.getInt32(0), s);
+        }
+        break;
+      case Prim::kShr:
+        if (sgn)  // arithmetic: 32 or more fills with the sign, as a shift by 31
+          return b_.CreateAShr(a, b_.CreateBinaryIntrinsic(llvm::Intrinsic::umin, b, b_.getInt32(31)));
+        if (i) {
+          Value* big = b_.CreateICmpUGE(b, b_.getInt32(32));
+          Value* s = b_.CreateLShr(a, b_.CreateAnd(b, b_.getInt32(31)));
+          return b_.CreateSelect(big, b_.getInt32(0), s);
+        }
+        break;
+      default: detail::fail_internal(__FILE__, __LINE__, "not a binary primitive");
+    }
+    cannot_lower(p, d);
+  }
+
+  Value* compare(Prim p, DType d, Value* a, Value* b) {
+    using P = llvm::CmpInst::Predicate;
+    const bool f = is_float(d);
+    const bool s = d == DType::i32;  // u32 and bool compare unsigned (false < true)
+    P pred;
+    switch (p) {
+      case Prim::kEq: pred = f ? P::FCMP_OEQ : P::ICMP_EQ; break;
+      case Prim::kNe: pred = f ? P::FCMP_UNE : P::ICMP_NE; break;
+      case Prim::kLt: pred = f ? P::FCMP_OLT : s ? P::ICMP_SLT : P::ICMP_ULT; break;
+      case Prim::kLe: pred = f ? P::FCMP_OLE : s ? P::ICMP_SLE : P::ICMP_ULE; break;
+      case Prim::kGt: pred = f ? P::FCMP_OGT : s ? P::ICMP_SGT : P::ICMP_UGT; break;
+      case Prim::kGe: pred = f ? P::FCMP_OGE : s ? P::ICMP_SGE : P::ICMP_UGE; break;
+      default: detail::fail_internal(__FILE__, __LINE__, "not a comparison");
+    }
+    return f ? b_.CreateFCmp(pred, a, b) : b_.CreateICmp(pred, a, b);
+  }
+
+  // ---- Reductions ----
+
+  Value* identity(Prim p, DType d) {
+    if (p == Prim::kReduceSum) {
+      if (d == DType::bool_) cannot_lower(p, d);
+      return const_of(d, 0);
+    }
+    switch (d) {
+      case DType::f32: case DType::f64: return llvm::ConstantFP::getInfinity(reg_type(d), true);
+      case DType::i32: return b_.getInt32(0x80000000u);
+      case DType::u32: return b_.getInt32(0);
+      case DType::bool_: return b_.getFalse();
+    }
+    detail::fail_internal(__FILE__, __LINE__, "unknown dtype");
+  }
+
+  Value* accumulate(Prim p, DType d, Value* acc, Value* x) {
+    if (p == Prim::kReduceSum) {
+      if (!is_float(d)) return b_.CreateAdd(acc, x);
+      Value* sum = b_.CreateFAdd(acc, x);
+      // Reductions may be reassociated (so vectorized): their order is unspecified.
+      if (auto* inst = llvm::dyn_cast<llvm::Instruction>(sum)) {
+        inst->setFastMathFlags(fast_);
+        inst->setHasAllowReassoc(true);
+      }
+      return sum;
+    }
+    switch (d) {
+      case DType::f32: case DType::f64: return b_.CreateBinaryIntrinsic(llvm::Intrinsic::maximum, acc, x);
+      case DType::i32: return b_.CreateBinaryIntrinsic(llvm::Intrinsic::smax, acc, x);
+      case DType::u32: return b_.CreateBinaryIntrinsic(llvm::Intrinsic::umax, acc, x);
+      case DType::bool_: return b_.CreateOr(acc, x);
+    }
+    detail::fail_internal(__FILE__, __LINE__, "unknown dtype");
+  }
+
+  // ---- Kernels ----
+
+  void lower_kernel(int k) {
+    const Kernel& kernel = plan_.kernels[static_cast<size_t>(k)];
+    kernel_ = k;
+    evaluations_ = 0;
+    buffer_.assign(plan_.slots.size(), nullptr);
+    std::vector<int> slots = kernel.reads;
+    slots.insert(slots.end(), kernel.writes.begin(), kernel.writes.end());
+    std::sort(slots.begin(), slots.end());
+    slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
+
+    // The body: noalias pointers, one per buffer, then the range.
+    std::string symbol = kernel_symbol(options_.name, static_cast<size_t>(k));
+    std::vector<llvm::Type*> params(slots.size(), ptr_);
+    params.push_back(i64_);
+    params.push_back(i64_);
+    auto* body = llvm::Function::Create(llvm::FunctionType::get(b_.getVoidTy(), params, false),
+                                        llvm::Function::InternalLinkage, symbol + ".body", *module_);
+    body->setDoesNotThrow();
+    for (size_t a = 0; a < slots.size(); ++a) {
+      body->addParamAttr(static_cast<unsigned>(a), llvm::Attribute::NoAlias);
+      body->addParamAttr(static_cast<unsigned>(a), llvm::Attribute::NoCapture);
+      // Every buffer is a runtime::Buffer, aligned to kBufferAlign.
+      body->addParamAttr(static_cast<unsigned>(a),
+                         llvm::Attribute::getWithAlignment(*context_, llvm::Align(runtime::kBufferAlign)));
+      if (std::find(kernel.writes.begin(), kernel.writes.end(), slots[a]) == kernel.writes.end())
+        body->addParamAttr(static_cast<unsigned>(a), llvm::Attribute::ReadOnly);
+      buffer_[static_cast<size_t>(slots[a])] = body->getArg(static_cast<unsigned>(a));
+    }
+    Value* begin = body->getArg(static_cast<unsigned>(slots.size()));
+    Value* end = body->getArg(static_cast<unsigned>(slots.size() + 1));
+    entry_ = llvm::BasicBlock::Create(*context_, "entry", body);
+    b_.SetInsertPoint(entry_);
+    memo_.assign(1, {});
+
+    switch (kernel.kind) {
+      case KernelKind::kElementwise: lower_elementwise(kernel, begin, end); break;
+      case KernelKind::kReduce: lower_reduce(kernel, begin, end); break;
+      case KernelKind::kMatmul: lower_matmul(kernel, begin, end); break;
+      case KernelKind::kConcatenate: lower_concatenate(kernel, begin, end); break;
+    }
+    b_.CreateRetVoid();
+
+    // The entry point: load the pointers from the slot array and call the body.
+    auto* entry_point = llvm::Function::Create(
+        llvm::FunctionType::get(b_.getVoidTy(), {ptr_, i64_, i64_}, false),
+        llvm::Function::ExternalLinkage, symbol, *module_);
+    entry_point->setDoesNotThrow();
+    b_.SetInsertPoint(llvm::BasicBlock::Create(*context_, "entry", entry_point));
+    std::vector<Value*> args;
+    for (int s : slots)
+      args.push_back(b_.CreateAlignedLoad(ptr_, b_.CreateConstInBoundsGEP1_64(ptr_, entry_point->getArg(0), static_cast<uint64_t>(s)),
+                                          llvm::Align(8)));
+    args.push_back(entry_point->getArg(1));
+    args.push_back(entry_point->getArg(2));
+    b_.CreateCall(body, args);
+    b_.CreateRetVoid();
+  }
+
+  void lower_elementwise(const Kernel& kernel, Value* begin, Value* end) {
+    const Shape& shape = kernel.domain.shape;
+    if (kernel.scheme == LoopScheme::kFlat) {
+      loop(begin, end, [&](Value* i) {
+        for (VarId r : kernel.roots) store(r, i, eval(r, from_flat(i)));
+      });
+      return;
+    }
+    nest(shape, non_unit_dims(shape), begin, end, [&](const std::vector<Value*>& multi) {
+      Index ix = from_multi(multi);
+      Value* offset = flat_of(ix, shape);
+      for (VarId r : kernel.roots) store(r, offset, eval(r, ix));
+    });
+  }
+
+  void lower_reduce(const Kernel& kernel, Value* begin, Value* end) {
+    const Shape& shape = kernel.domain.shape;
+    const std::vector<int64_t>& axes = kernel.axes;
+    auto reduced = [&](int64_t d) { return std::binary_search(axes.begin(), axes.end(), d); };
+    struct Root {
+      VarId out, operand;
+      Prim prim;
+      DType dtype;
+      llvm::AllocaInst* acc;
+    };
+    std::vector<Root> roots;
+    for (VarId r : kernel.roots) {
+      const Eqn& e = fn_.eqns[static_cast<size_t>(plan_.producer[static_cast<size_t>(r)])];
+      DType d = fn_.type(r).dtype;
+      if (e.prim == Prim::kReduceSum && d == DType::bool_) cannot_lower(e.prim, d);
+      roots.push_back({r, e.in[0], e.prim, d, nullptr});
+    }
+    // Output strides per input dimension (0 along reduced ones).
+    const Shape& out_shape = fn_.type(kernel.roots[0]).shape;
+    std::vector<int64_t> out_strides = detail::row_major_strides(out_shape);
+    std::vector<int64_t> in_out_strides(shape.size(), 0);
+    for (size_t i = 0, j = 0; i < shape.size(); ++i)
+      if (!reduced(static_cast<int64_t>(i))) in_out_strides[i] = out_strides[j++];
+    auto out_offset = [&](const std::vector<Value*>& multi) {
+      Value* acc = i64(0);
+      for (size_t i = 0; i < shape.size(); ++i)
+        if (in_out_strides[i] != 0 && shape[i] != 1)
+          acc = b_.CreateAdd(acc, b_.CreateMul(multi[i], i64(in_out_strides[i]), "", true, true), "", true, true);
+      return acc;
+    };
+
+    if (kernel.scheme == LoopScheme::kRowMajor) {
+      // Identity-fill the outputs this range owns, then accumulate in input order.
+      std::vector<int64_t> dims = non_unit_dims(shape);
+      Value *lo = i64(0), *hi = i64(shape_size(out_shape));
+      Value *first_lo = begin, *first_hi = end;
+      if (kernel.splittable) {
+        int64_t os = in_out_strides[static_cast<size_t>(dims[0])];
+        lo = b_.CreateMul(begin, i64(os));
+        hi = b_.CreateMul(end, i64(os));
+      } else {
+        first_lo = i64(0);
+        first_hi = i64(shape[static_cast<size_t>(dims[0])]);
+      }
+      loop(lo, hi, [&](Value* q) {
+        for (const Root& r : roots) store(r.out, q, identity(r.prim, r.dtype));
+      });
+      nest(shape, dims, first_lo, first_hi, [&](const std::vector<Value*>& multi) {
+        Index ix = from_multi(multi);
+        Value* o = out_offset(multi);
+        for (const Root& r : roots)
+          store(r.out, o, accumulate(r.prim, r.dtype, load(r.out, o), eval(r.operand, ix)));
+      });
+      return;
+    }
+
+    // Register accumulators (allocas that SROA promotes).
+    {
+      llvm::IRBuilder<> at_entry(entry_, entry_->begin());
+      for (Root& r : roots) r.acc = at_entry.CreateAlloca(reg_type(r.dtype));
+    }
+    auto start = [&] {
+      for (const Root& r : roots) b_.CreateStore(identity(r.prim, r.dtype), r.acc);
+    };
+    auto add = [&](const Index& ix) {
+      for (const Root& r : roots) {
+        Value* x = eval(r.operand, ix);
+        b_.CreateStore(accumulate(r.prim, r.dtype, b_.CreateLoad(reg_type(r.dtype), r.acc), x), r.acc);
+      }
+    };
+    auto finish = [&](Value* offset) {
+      for (const Root& r : roots) store(r.out, offset, b_.CreateLoad(reg_type(r.dtype), r.acc));
+    };
+
+    if (kernel.scheme == LoopScheme::kFlat) {
+      const int64_t out_size = shape_size(out_shape);
+      const int64_t inner = out_size > 0 ? shape_size(shape) / out_size : 0;
+      loop(begin, end, [&](Value* o) {
+        start();
+        Value* base = b_.CreateMul(o, i64(inner), "", true, true);
+        loop(i64(0), i64(inner), [&](Value* r) {
+          add(from_flat(b_.CreateAdd(base, r, "", true, true)));
+        }, "r");
+        finish(o);
+      });
+      return;
+    }
+    // kSuffix: kept dimensions outside, reduced ones inside.
+    std::vector<int64_t> kept, red;
+    for (int64_t d : non_unit_dims(shape)) (reduced(d) ? red : kept).push_back(d);
+    nest(shape, kept, begin, end, [&](const std::vector<Value*>& outer) {
+      start();
+      std::vector<Value*> multi = outer;
+      Value* offset = out_offset(outer);
+      if (red.empty()) {
+        add(from_multi(multi));
+      } else {
+        nest(shape, red, i64(0), i64(shape[static_cast<size_t>(red[0])]),
+             [&](const std::vector<Value*>& inner) {
+               for (int64_t d : red) multi[static_cast<size_t>(d)] = inner[static_cast<size_t>(d)];
+               add(from_multi(multi));
+             });
+      }
+      finish(offset);
+    });
+  }
+
+  void lower_matmul(const Kernel& kernel, Value* begin, Value* end) {
+    VarId out = kernel.roots[0];
+    const Eqn& e = fn_.eqns[static_cast<size_t>(plan_.producer[static_cast<size_t>(out)])];
+    VarId a = e.in[0], bm = e.in[1];
+    const DType d = fn_.type(out).dtype;
+    if (d == DType::bool_) cannot_lower(e.prim, d);
+    const int64_t k = fn_.type(a).shape[1], n = fn_.type(bm).shape[1];
+    const bool f = is_float(d);
+    // i-k-j: the j loop streams over rows of b and out, and vectorizes. k runs in blocks of
+    // kb rows of b (about kMatmulBlockBytes), each reused by every row of this range while it is
+    // in cache; every out[i, j] still sums its k terms in order, as the reference.
+    const int64_t kb = std::clamp<int64_t>(kMatmulBlockBytes / std::max<int64_t>(1, n * dtype_size(d)),
+                                           1, std::max<int64_t>(1, k));
+    loop(begin, end, [&](Value* i) {
+      Value* row = b_.CreateMul(i, i64(n), "", true, true);
+      loop(i64(0), i64(n), [&](Value* j) {
+        store(out, b_.CreateAdd(row, j, "", true, true), const_of(d, 0));
+      }, "j");
+    });
+    loop(i64(0), i64((k + kb - 1) / kb), [&](Value* block) {
+      Value* k0 = b_.CreateMul(block, i64(kb), "", true, true);
+      Value* k1 = b_.CreateBinaryIntrinsic(llvm::Intrinsic::smin, b_.CreateAdd(k0, i64(kb)), i64(k));
+      loop(begin, end, [&](Value* i) {
+        Value* row = b_.CreateMul(i, i64(n), "", true, true);
+        Value* arow = b_.CreateMul(i, i64(k), "", true, true);
+        loop(k0, k1, [&](Value* kk) {
+          Value* x = eval(a, from_flat(b_.CreateAdd(arow, kk, "", true, true)));
+          Value* brow = b_.CreateMul(kk, i64(n), "", true, true);
+          loop(i64(0), i64(n), [&](Value* j) {
+            Value* o = b_.CreateAdd(row, j, "", true, true);
+            Value* y = eval(bm, from_flat(b_.CreateAdd(brow, j, "", true, true)));
+            Value* acc = load(out, o);
+            Value* sum = f ? float_op(b_.CreateFAdd(acc, float_op(b_.CreateFMul(x, y))))
+                           : b_.CreateAdd(acc, b_.CreateMul(x, y));
+            store(out, o, sum);
+          }, "j");
+        }, "k");
+      });
+    }, "kb");
+  }
+
+  void lower_concatenate(const Kernel& kernel, Value* begin, Value* end) {
+    VarId out = kernel.roots[0];
+    const Eqn& e = fn_.eqns[static_cast<size_t>(plan_.producer[static_cast<size_t>(out)])];
+    const Shape& out_shape = fn_.type(out).shape;
+    const size_t axis = static_cast<size_t>(e.params.axis);
+    int64_t offset = 0;
+    for (VarId x : e.in) {
+      const Shape& shape = fn_.type(x).shape;
+      std::vector<int64_t> dims = non_unit_dims(shape);
+      const int64_t extent = shape[axis];
+      if (shape_size(shape) > 0) {
+        Value *lo = begin, *hi = end;
+        if (!kernel.splittable) {
+          lo = i64(0);
+          hi = i64(dims.empty() ? 1 : shape[static_cast<size_t>(dims[0])]);
+        } else {
+          TJ_CHECK(!dims.empty() && shape[static_cast<size_t>(dims[0])] ==
+                                        out_shape[static_cast<size_t>(non_unit_dims(out_shape)[0])],
+                   "concatenate operands split on one dimension");
+        }
+        nest(shape, dims, lo, hi, [&](const std::vector<Value*>& multi) {
+          std::vector<Value*> dst = multi;
+          if (offset != 0) dst[axis] = b_.CreateAdd(dst[axis], i64(offset), "", true, true);
+          store(out, flat_of(from_multi(dst), out_shape), eval(x, from_multi(multi)));
+        });
+      }
+      offset += extent;
+    }
+  }
+};
+
+}  // namespace
+
+std::string kernel_symbol(std::string_view name, size_t index) {
+  std::string s;
+  for (char c : name) s += std::isalnum(static_cast<unsigned char>(c)) || c == '_' ? c : '_';
+  if (s.empty()) s = "fn";
+  return s + "_k" + std::to_string(index);
+}
+
+CompiledModule lower_and_compile(const ir::Function& fn, const FusionPlan& plan,
+                                 const FusionOptions& fusion, const CompileOptions& options,
+                                 double* lower_s) {
+  auto start = std::chrono::steady_clock::now();
+  Lowering lowering(fn, plan, fusion, options);
+  lowering.lower_all();
+  CompileRequest request;
+  request.opt_level = options.opt_level;
+  request.want_texts = options.want_texts;
+  for (size_t k = 0; k < plan.kernels.size(); ++k)
+    request.symbols.push_back(kernel_symbol(options.name, k));
+  if (lower_s)
+    *lower_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  auto [module, context] = lowering.take();
+  return OrcJit::instance().compile(std::move(module), std::move(context), request);
+}
+
+}  // namespace tracejit::backend

@@ -1,0 +1,35 @@
+#pragma once
+// Lowering of a fusion plan to LLVM IR: one module with one entry point per kernel,
+//   void <name>_k<i>(void** buffers, int64_t begin, int64_t end)
+// which runs steps [begin, end) of the kernel's outermost range (see Kernel in fusion.h) and
+// addresses its buffers as buffers[slot]. Each entry point loads its pointers and calls an
+// internal body whose pointer arguments are noalias (inputs read-only, outputs distinct), so
+// LLVM may vectorize without runtime overlap checks. LLVM's headers stay in the .cpp.
+#include <string>
+#include <string_view>
+
+#include "backend/compile.h"
+#include "backend/fusion.h"
+#include "backend/orc_jit.h"
+#include "tracejit/error.h"
+
+namespace tracejit::backend {
+
+/// The entry point of kernel `index` in a module lowered with CompileOptions::name `name`.
+std::string kernel_symbol(std::string_view name, size_t index);
+
+/// Thrown by lower_and_compile when a kernel's inline code passes kMaxInlineEvaluations while
+/// FusionOptions::materialize_layout is off; compile() then plans again with it on.
+class KernelTooLarge : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Lowers every kernel of `plan` into one module and compiles it with OrcJit. Throws tj::Error
+/// ("[jit] cannot lower <prim> for <dtype> yet ...") for a primitive/dtype it cannot lower.
+/// `lower_s` receives the seconds spent building the LLVM IR.
+CompiledModule lower_and_compile(const ir::Function& fn, const FusionPlan& plan,
+                                 const FusionOptions& fusion, const CompileOptions& options,
+                                 double* lower_s);
+
+}  // namespace tracejit::backend

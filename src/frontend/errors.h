@@ -1,0 +1,46 @@
+#pragma once
+// The two error verbs. `raise<E>(op, ...)` reports a user's misuse as a tj::Error subclass whose
+// message starts with the operation in brackets; TJ_CHECK guards tracejit's own invariants.
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "absl/strings/str_cat.h"
+#include "tracejit/error.h"
+
+namespace tracejit::detail {
+
+/// Debian's abseil has its own string_view type, distinct from std::string_view: pass
+/// std::string_view (and anything convertible to it but not to absl's) to absl::StrCat through this.
+template <class T>
+decltype(auto) str_part(const T& x) {
+  if constexpr (std::is_convertible_v<const T&, std::string_view> &&
+                !std::is_convertible_v<const T&, absl::string_view>) {
+    std::string_view v(x);
+    return absl::string_view(v.data(), v.size());
+  } else {
+    return (x);
+  }
+}
+
+/// absl::StrCat that also takes std::string_view.
+template <class... Parts>
+std::string cat(const Parts&... parts) {
+  return absl::StrCat(str_part(parts)...);
+}
+
+template <class E, class... Parts>
+[[noreturn]] void raise(std::string_view op, const Parts&... parts) {
+  throw E(absl::StrCat("[", str_part(op), "] ", str_part(parts)...));
+}
+
+[[noreturn]] void fail_internal(const char* file, int line, std::string_view what);
+
+}  // namespace tracejit::detail
+
+#define TJ_CHECK(cond, ...)                                                              \
+  do {                                                                                   \
+    if (!(cond))                                                                         \
+      ::tracejit::detail::fail_internal(__FILE__, __LINE__,                              \
+                                        ::tracejit::detail::cat(#cond " " __VA_OPT__(, ) __VA_ARGS__)); \
+  } while (0)

@@ -1,0 +1,137 @@
+#pragma once
+// The typed SSA IR. A Function is a list of equations over numbered variables; every variable
+// has a Type; equations are in dependency order. Grammar of the printed form (printer.cpp):
+//
+//   function := "{ lambda " consts " ; " binders ". let" eqn* " in (" vars ") }"
+//   eqn      := binders " = " prim-name params? operand*
+//   binder   := var ":" type            type := dtype "[" dims "]"
+//   operand  := var | literal ":" type  (scalar constants print inline, as JAX's literals)
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/hash/hash.h"
+#include "tracejit/array.h"
+#include "tracejit/dtype.h"
+
+namespace tracejit::ir {
+
+enum class Prim : uint8_t {
+#define TJ_PRIM(id, name, arity, kind, params) id,
+#include "ir/primitives.def"
+#undef TJ_PRIM
+};
+inline constexpr int kNumPrims = 0
+#define TJ_PRIM(id, name, arity, kind, params) +1
+#include "ir/primitives.def"
+#undef TJ_PRIM
+    ;
+
+enum class PrimKind : uint8_t { Unary, Binary, Compare, Select, Reduce, Layout, Source, Contract };
+/// Which Params fields a primitive reads, and so what the printer shows.
+enum class ParamLayout : uint8_t { None, Dtype, Axes, Broadcast, NewShape, Perm, Slice, Axis, Iota };
+
+struct PrimInfo {
+  std::string_view name;
+  int arity;  // -1: variadic
+  PrimKind kind;
+  ParamLayout params;
+};
+const PrimInfo& prim_info(Prim p);
+inline std::string_view prim_name(Prim p) { return prim_info(p).name; }
+/// Elementwise: one output element depends on the same-index element of each operand.
+bool is_elementwise(Prim p);
+/// Every primitive, in table order (for tests and tools that walk the table).
+std::span<const Prim> all_prims();
+
+/// The type of an IR value: dtype, shape and JAX's weak-type bit.
+struct Type {
+  DType dtype = DType::f32;
+  Shape shape;
+  bool weak = false;
+  int64_t size() const { return shape_size(shape); }
+  int64_t rank() const { return static_cast<int64_t>(shape.size()); }
+  bool operator==(const Type&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const Type& t) {
+    return H::combine(std::move(h), t.dtype, t.shape, t.weak);
+  }
+};
+/// "f32[128,1]" (weak types print the same).
+std::string type_str(const Type& t);
+
+/// Primitive parameters. One struct for all primitives keeps equations uniform; the
+/// primitive's ParamLayout says which fields are meaningful, the rest stay default.
+struct Params {
+  Shape shape;                  // broadcast_in_dim, reshape, iota: the result shape
+  std::vector<int64_t> axes;    // reduce axes, transpose permutation, broadcast dimensions,
+                                // slice start indices
+  std::vector<int64_t> limits;  // slice limit indices
+  int64_t axis = 0;             // concatenate, iota: the dimension
+  DType dtype = DType::f32;     // convert and bitcast target, iota element type
+  bool operator==(const Params&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const Params& p) {
+    return H::combine(std::move(h), p.shape, p.axes, p.limits, p.axis, p.dtype);
+  }
+};
+
+using VarId = int32_t;
+
+struct Eqn {
+  Prim prim;
+  absl::InlinedVector<VarId, 3> in;
+  absl::InlinedVector<VarId, 1> out;
+  Params params;
+};
+
+/// An equation's identity for hash-consing and CSE: primitive, operands and parameters.
+struct EqnKey {
+  Prim prim;
+  absl::InlinedVector<VarId, 3> in;
+  Params params;
+  bool operator==(const EqnKey&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const EqnKey& k) {
+    return H::combine(std::move(h), k.prim, k.in, k.params);
+  }
+};
+
+struct Function {
+  std::string name;
+  std::vector<Type> types;        // indexed by VarId
+  std::vector<VarId> inputs;      // positional arguments
+  std::vector<VarId> captures;    // values of an enclosing trace, supplied when replayed
+  std::vector<VarId> const_vars;  // concrete arrays the trace captured...
+  std::vector<Array> const_values;  // ...and their values, parallel to const_vars
+  std::vector<Eqn> eqns;          // in dependency order
+  std::vector<VarId> outputs;
+
+  VarId new_var(const Type& t) {
+    types.push_back(t);
+    return static_cast<VarId>(types.size() - 1);
+  }
+  const Type& type(VarId v) const { return types[static_cast<size_t>(v)]; }
+  int num_vars() const { return static_cast<int>(types.size()); }
+};
+
+/// The output types of `prim` applied to operands of types `in`; throws ShapeError/TypeError
+/// (naming the primitive) when the operands or parameters do not fit. Used when binding and by
+/// the verifier.
+std::vector<Type> infer_types(Prim prim, std::span<const Type> in, const Params& params);
+
+/// The printed form (grammar above).
+std::string to_string(const Function& fn);
+/// "axes=(0, 1)" for the equation's parameters; empty when it has none.
+std::string params_str(Prim prim, const Params& params);
+
+/// Checks SSA form (each variable defined once before use), re-derives every equation's types
+/// with infer_types and compares them with the recorded ones. Throws InternalError naming the
+/// equation on the first violation; `stage` names the pass that produced `fn`.
+void verify(const Function& fn, std::string_view stage);
+
+}  // namespace tracejit::ir

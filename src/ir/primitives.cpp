@@ -1,0 +1,38 @@
+#include <array>
+
+#include "ir/ir.h"
+
+namespace tracejit::ir {
+namespace {
+
+constexpr std::array<PrimInfo, kNumPrims> kPrimInfo = {{
+#define TJ_PRIM(id, name, arity, kind, params) {name, arity, PrimKind::kind, ParamLayout::params},
+#include "ir/primitives.def"
+#undef TJ_PRIM
+}};
+
+constexpr std::array<Prim, kNumPrims> kAllPrims = {{
+#define TJ_PRIM(id, name, arity, kind, params) Prim::id,
+#include "ir/primitives.def"
+#undef TJ_PRIM
+}};
+
+}  // namespace
+
+const PrimInfo& prim_info(Prim p) { return kPrimInfo[static_cast<size_t>(p)]; }
+
+std::span<const Prim> all_prims() { return kAllPrims; }
+
+bool is_elementwise(Prim p) {
+  switch (prim_info(p).kind) {
+    case PrimKind::Unary: case PrimKind::Binary: case PrimKind::Compare: case PrimKind::Select:
+      return true;
+    case PrimKind::Reduce: case PrimKind::Layout: case PrimKind::Source: case PrimKind::Contract:
+      return false;
+  }
+  return false;
+}
+
+std::string type_str(const Type& t) { return tracejit::type_str(t.dtype, t.shape); }
+
+}  // namespace tracejit::ir

@@ -1,0 +1,131 @@
+// The one printer of the IR (grammar in ir.h), used by make_ir, dumps and tests. Variables are
+// renamed a, b, ..., z, ba, bb, ... in order of appearance, as JAX prints jaxprs.
+#include <charconv>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "frontend/errors.h"
+#include "ir/ir.h"
+#include "trace/array_impl.h"
+
+namespace tracejit::ir {
+namespace {
+
+std::string alpha_name(int n) {
+  std::string s;
+  do {
+    s.insert(s.begin(), static_cast<char>('a' + n % 26));
+    n /= 26;
+  } while (n);
+  return s;
+}
+
+// Python's tuple spelling: (), (3,), (128, 1).
+template <class Seq>
+std::string py_tuple(const Seq& xs) {
+  if (xs.size() == 1) return absl::StrCat("(", *xs.begin(), ",)");
+  return absl::StrCat("(", absl::StrJoin(xs, ", "), ")");
+}
+
+template <class T>
+std::string shortest(T v) {
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, v);
+  std::string s(buf, res.ptr);
+  if (s.find_first_of(".eni") == std::string::npos) s += ".0";  // 2 -> 2.0, as Python prints
+  return s;
+}
+
+// A scalar constant as an inline literal, e.g. 2.0:f32[].
+std::string literal_str(const Array& value) {
+  const auto& impl = *value.impl();
+  std::string v;
+  switch (impl.type.dtype) {
+    case DType::f32: v = shortest(*impl.data<float>()); break;
+    case DType::f64: v = shortest(*impl.data<double>()); break;
+    case DType::i32: v = absl::StrCat(*impl.data<int32_t>()); break;
+    case DType::u32: v = absl::StrCat(*impl.data<uint32_t>()); break;
+    case DType::bool_: v = *impl.data<bool>() ? "True" : "False"; break;
+  }
+  return absl::StrCat(v, ":", type_str(impl.type));
+}
+
+class Printer {
+ public:
+  explicit Printer(const Function& fn) : fn_(fn) {
+    for (size_t i = 0; i < fn.const_vars.size(); ++i) {
+      const Array& value = fn.const_values[i];
+      if (value.ndim() == 0) literals_[fn.const_vars[i]] = literal_str(value);
+    }
+  }
+
+  std::string print() {
+    std::string out = "{ lambda ";
+    std::vector<std::string> header;
+    for (VarId v : fn_.const_vars)
+      if (!literals_.contains(v)) header.push_back(binder(v));
+    for (VarId v : fn_.captures) header.push_back(binder(v));
+    absl::StrAppend(&out, absl::StrJoin(header, " "), header.empty() ? "; " : " ; ");
+    std::vector<std::string> params;
+    for (VarId v : fn_.inputs) params.push_back(binder(v));
+    absl::StrAppend(&out, absl::StrJoin(params, " "), ". let\n");
+    for (const Eqn& e : fn_.eqns) {
+      std::vector<std::string> outs, ins;
+      for (VarId v : e.out) outs.push_back(binder(v));
+      for (VarId v : e.in) ins.push_back(use(v));
+      std::string ps = params_str(e.prim, e.params);
+      absl::StrAppend(&out, "    ", absl::StrJoin(outs, " "), " = ", detail::str_part(prim_name(e.prim)),
+                      ps.empty() ? "" : absl::StrCat("[", ps, "]"), ins.empty() ? "" : " ",
+                      absl::StrJoin(ins, " "), "\n");
+    }
+    std::vector<std::string> outs;
+    for (VarId v : fn_.outputs) outs.push_back(use(v));
+    absl::StrAppend(&out, "  in ", fn_.outputs.size() == 1 ? absl::StrCat("(", outs[0], ",)")
+                                                           : absl::StrCat("(", absl::StrJoin(outs, ", "), ")"),
+                    " }");
+    return out;
+  }
+
+ private:
+  std::string name(VarId v) {
+    auto [it, fresh] = names_.try_emplace(v, "");
+    if (fresh) it->second = alpha_name(next_++);
+    return it->second;
+  }
+  std::string binder(VarId v) { return absl::StrCat(name(v), ":", type_str(fn_.type(v))); }
+  std::string use(VarId v) {
+    auto lit = literals_.find(v);
+    return lit != literals_.end() ? lit->second : name(v);
+  }
+
+  const Function& fn_;
+  absl::flat_hash_map<VarId, std::string> names_;
+  absl::flat_hash_map<VarId, std::string> literals_;
+  int next_ = 0;
+};
+
+}  // namespace
+
+std::string params_str(Prim prim, const Params& p) {
+  switch (prim_info(prim).params) {
+    case ParamLayout::None: return "";
+    case ParamLayout::Dtype: return absl::StrCat("new_dtype=", detail::str_part(dtype_name(p.dtype)));
+    case ParamLayout::Axes: return absl::StrCat("axes=", py_tuple(p.axes));
+    case ParamLayout::Broadcast:
+      return absl::StrCat("broadcast_dimensions=", py_tuple(p.axes), " shape=", py_tuple(p.shape));
+    case ParamLayout::NewShape: return absl::StrCat("new_sizes=", py_tuple(p.shape));
+    case ParamLayout::Perm: return absl::StrCat("permutation=", py_tuple(p.axes));
+    case ParamLayout::Slice:
+      return absl::StrCat("limit_indices=", py_tuple(p.limits), " start_indices=", py_tuple(p.axes));
+    case ParamLayout::Axis: return absl::StrCat("dimension=", p.axis);
+    case ParamLayout::Iota:
+      return absl::StrCat("dimension=", p.axis, " dtype=", detail::str_part(dtype_name(p.dtype)),
+                          " shape=", py_tuple(p.shape));
+  }
+  return "";
+}
+
+std::string to_string(const Function& fn) { return Printer(fn).print(); }
+
+}  // namespace tracejit::ir

@@ -1,0 +1,68 @@
+// The verifier: SSA form and types re-derived by the shape rules. Run after tracing and after
+// every pass, so a pass that breaks the IR is caught at the pass, not in generated code.
+#include "absl/strings/str_cat.h"
+#include "frontend/errors.h"
+#include "ir/ir.h"
+
+namespace tracejit::ir {
+namespace {
+
+[[noreturn]] void broken(std::string_view stage, std::string_view what, const Function& fn) {
+  throw InternalError(detail::cat("[verify] IR after '", stage, "' is invalid: ", what,
+                                   " (this is a tracejit bug)\n", to_string(fn)));
+}
+
+}  // namespace
+
+void verify(const Function& fn, std::string_view stage) {
+  std::vector<bool> defined(static_cast<size_t>(fn.num_vars()), false);
+  auto define = [&](VarId v, std::string_view role) {
+    if (v < 0 || v >= fn.num_vars()) broken(stage, detail::cat(role, " var ", v, " has no type"), fn);
+    if (defined[static_cast<size_t>(v)])
+      broken(stage, detail::cat(role, " var ", v, " is defined twice"), fn);
+    defined[static_cast<size_t>(v)] = true;
+  };
+  auto require = [&](VarId v, std::string_view where) {
+    if (v < 0 || v >= fn.num_vars() || !defined[static_cast<size_t>(v)])
+      broken(stage, detail::cat("var ", v, " is used by ", where, " before it is defined"), fn);
+  };
+  if (fn.const_vars.size() != fn.const_values.size())
+    broken(stage, "const_vars and const_values differ in length", fn);
+  for (size_t i = 0; i < fn.const_vars.size(); ++i) {
+    define(fn.const_vars[i], "const");
+    const Array& c = fn.const_values[i];
+    const Type& t = fn.type(fn.const_vars[i]);
+    if (!c.valid() || c.is_tracer() || c.dtype() != t.dtype || c.shape() != t.shape)
+      broken(stage, detail::cat("const var ", fn.const_vars[i], " does not hold a concrete ",
+                                 type_str(t)), fn);
+  }
+  for (VarId v : fn.captures) define(v, "capture");
+  for (VarId v : fn.inputs) define(v, "input");
+  for (size_t i = 0; i < fn.eqns.size(); ++i) {
+    const Eqn& e = fn.eqns[i];
+    std::string where = detail::cat("equation ", i, " (", detail::str_part(prim_name(e.prim)), ")");
+    std::vector<Type> in;
+    for (VarId v : e.in) {
+      require(v, where);
+      in.push_back(fn.type(v));
+    }
+    std::vector<Type> expect;
+    try {
+      expect = infer_types(e.prim, in, e.params);
+    } catch (const Error& err) {
+      broken(stage, detail::cat(where, " is ill-typed: ", err.what()), fn);
+    }
+    if (expect.size() != e.out.size())
+      broken(stage, detail::cat(where, " has ", e.out.size(), " results, expected ", expect.size()), fn);
+    for (size_t k = 0; k < e.out.size(); ++k) {
+      define(e.out[k], where);
+      if (fn.type(e.out[k]) != expect[k])
+        broken(stage, detail::cat(where, " result ", k, " is recorded as ",
+                                   type_str(fn.type(e.out[k])), " but its operands give ",
+                                   type_str(expect[k])), fn);
+    }
+  }
+  for (VarId v : fn.outputs) require(v, "the function's outputs");
+}
+
+}  // namespace tracejit::ir

@@ -1,0 +1,62 @@
+// Common-subexpression elimination over the whole function: equal constants (same type and
+// bytes) become one, then equations with the same primitive, operands and parameters. The tracer
+// already hash-conses as it records; this pass catches what AD and simplification expose.
+#include <cstring>
+
+#include "absl/container/flat_hash_map.h"
+#include "passes/pipeline.h"
+#include "passes/rewrite.h"
+#include "trace/array_impl.h"
+
+namespace tracejit::passes {
+namespace {
+
+// Constants larger than this are merged only when they share a buffer, not by comparing bytes.
+constexpr int64_t kMaxComparedConstBytes = 4096;
+
+struct ConstKey {
+  ir::Type type;
+  std::string bytes;
+  const void* buffer = nullptr;
+  bool operator==(const ConstKey&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const ConstKey& k) {
+    return H::combine(std::move(h), k.type, k.bytes, k.buffer);
+  }
+};
+
+ConstKey const_key(const ir::Type& type, const Array& value) {
+  const auto& impl = *value.impl();
+  int64_t n = impl.type.size() * dtype_size(impl.type.dtype);
+  if (n > kMaxComparedConstBytes) return {type, {}, impl.buffer->data()};
+  return {type, std::string(static_cast<const char*>(impl.buffer->data()), static_cast<size_t>(n)), nullptr};
+}
+
+}  // namespace
+
+bool cse(ir::Function& fn) {
+  Substitution subst;
+  absl::flat_hash_map<ConstKey, ir::VarId> consts;
+  for (size_t i = 0; i < fn.const_vars.size(); ++i) {
+    ir::VarId v = fn.const_vars[i];
+    auto [it, fresh] = consts.try_emplace(const_key(fn.type(v), fn.const_values[i]), v);
+    if (!fresh) subst.replace(v, it->second);
+  }
+  absl::flat_hash_map<ir::EqnKey, absl::InlinedVector<ir::VarId, 1>> seen;
+  std::vector<ir::Eqn> eqns;
+  for (ir::Eqn& e : fn.eqns) {
+    subst.apply(e);
+    auto [it, fresh] = seen.try_emplace(ir::EqnKey{e.prim, e.in, e.params}, e.out);
+    if (fresh) {
+      eqns.push_back(std::move(e));
+      continue;
+    }
+    for (size_t k = 0; k < e.out.size(); ++k) subst.replace(e.out[k], it->second[k]);
+  }
+  bool changed = eqns.size() != fn.eqns.size() || !subst.empty();
+  fn.eqns = std::move(eqns);
+  subst.apply_outputs(fn);
+  return changed;  // merged constants are now dead; dce drops them
+}
+
+}  // namespace tracejit::passes

@@ -1,0 +1,145 @@
+// Constant folding and algebraic simplification. Every rewrite here is exact under IEEE
+// arithmetic (x*1 -> x holds for NaN and -0; x+0 -> x does not for x = -0, so it is applied to
+// integers only), and a value is replaced only by one of identical type, weak bit included, so
+// the verifier's re-derived types never change.
+#include <cstring>
+
+#include "absl/container/flat_hash_map.h"
+#include "passes/pipeline.h"
+#include "passes/rewrite.h"
+#include "trace/array_impl.h"
+#include "trace/eager.h"
+
+namespace tracejit::passes {
+namespace {
+
+using ir::Prim;
+
+// Results up to this many elements are folded into constants. Broadcasts and iotas are never
+// folded: computed inline by a fused kernel they cost nothing, while a folded copy is memory.
+constexpr int64_t kMaxFoldElements = 64;
+
+class Simplifier {
+ public:
+  explicit Simplifier(ir::Function& fn) : fn_(fn) {
+    for (size_t i = 0; i < fn.const_vars.size(); ++i) const_of_[fn.const_vars[i]] = fn.const_values[i];
+  }
+
+  bool run() {
+    bool changed = false;
+    for (ir::Eqn& e : fn_.eqns) {
+      subst_.apply(e);
+      if (fold(e) || rewrite(e)) {
+        changed = true;
+        continue;
+      }
+      def_[e.out[0]] = kept_.size();
+      kept_.push_back(std::move(e));
+    }
+    fn_.eqns = std::move(kept_);
+    subst_.apply_outputs(fn_);
+    return changed;
+  }
+
+ private:
+  // Replaces e's single result by `v` when the types agree exactly.
+  bool forward(const ir::Eqn& e, ir::VarId v) {
+    if (e.out.size() != 1 || fn_.type(v) != fn_.type(e.out[0])) return false;
+    subst_.replace(e.out[0], v);
+    return true;
+  }
+
+  bool fold(const ir::Eqn& e) {
+    if (e.prim == Prim::kBroadcast || e.prim == Prim::kIota || e.out.size() != 1) return false;
+    if (fn_.type(e.out[0]).size() > kMaxFoldElements) return false;
+    std::vector<Array> in;
+    for (ir::VarId v : e.in) {
+      auto it = const_of_.find(v);
+      if (it == const_of_.end()) return false;
+      in.push_back(it->second);
+    }
+    if (in.empty()) return false;
+    ir::Type t = fn_.type(e.out[0]);
+    Array value = detail::eval_eager(e.prim, in, e.params, {&t, 1})[0];
+    ir::VarId c = fn_.new_var(t);
+    fn_.const_vars.push_back(c);
+    fn_.const_values.push_back(value);
+    const_of_[c] = value;
+    subst_.replace(e.out[0], c);
+    return true;
+  }
+
+  // True when v is a constant (possibly broadcast) whose every element equals `x`.
+  bool is_splat(ir::VarId v, double x) const {
+    auto d = def_.find(v);
+    if (d != def_.end() && kept_[d->second].prim == Prim::kBroadcast)
+      return is_splat(kept_[d->second].in[0], x);
+    auto it = const_of_.find(v);
+    if (it == const_of_.end() || it->second.size() > kMaxFoldElements) return false;
+    for (double e : it->second.to_vector<double>())
+      if (e != x || (x == 0 && std::signbit(e))) return false;
+    return true;
+  }
+
+  const ir::Eqn* producer(ir::VarId v) const {
+    auto d = def_.find(v);
+    return d == def_.end() ? nullptr : &kept_[d->second];
+  }
+
+  bool rewrite(ir::Eqn& e) {
+    const ir::Type& out = fn_.type(e.out[0]);
+    switch (e.prim) {
+      case Prim::kMul:
+        return (is_splat(e.in[1], 1) && forward(e, e.in[0])) || (is_splat(e.in[0], 1) && forward(e, e.in[1]));
+      case Prim::kDiv:
+        return is_splat(e.in[1], 1) && forward(e, e.in[0]);
+      case Prim::kAdd:
+        if (is_float(out.dtype)) return false;
+        return (is_splat(e.in[1], 0) && forward(e, e.in[0])) || (is_splat(e.in[0], 0) && forward(e, e.in[1]));
+      case Prim::kNeg: {
+        const ir::Eqn* p = producer(e.in[0]);
+        return p && p->prim == Prim::kNeg && forward(e, p->in[0]);
+      }
+      case Prim::kStopGradient:  // only AD reads it; compiled code computes the identity
+        return forward(e, e.in[0]);
+      case Prim::kConvert: case Prim::kBroadcast: case Prim::kReshape:
+        if (fn_.type(e.in[0]) == out) return forward(e, e.in[0]);
+        if (e.prim == Prim::kReshape) {  // reshape of a reshape reads the original
+          const ir::Eqn* p = producer(e.in[0]);
+          if (p && p->prim == Prim::kReshape) {
+            e.in[0] = p->in[0];  // the equation stays, reading the original
+            return fn_.type(e.in[0]) == out && forward(e, e.in[0]);
+          }
+        }
+        return false;
+      case Prim::kTranspose:
+        for (size_t i = 0; i < e.params.axes.size(); ++i)
+          if (e.params.axes[i] != static_cast<int64_t>(i)) return false;
+        return forward(e, e.in[0]);
+      case Prim::kSlice:
+        return fn_.type(e.in[0]) == out && forward(e, e.in[0]);
+      case Prim::kSelect:
+        return e.in[1] == e.in[2] && forward(e, e.in[1]);
+      case Prim::kExp: case Prim::kLog: case Prim::kLog1p: case Prim::kSin: case Prim::kCos:
+      case Prim::kTanh: case Prim::kSqrt: case Prim::kAbs: case Prim::kSign: case Prim::kBitcast:
+      case Prim::kPow: case Prim::kMax: case Prim::kMin: case Prim::kAnd: case Prim::kOr:
+      case Prim::kXor: case Prim::kShl: case Prim::kShr: case Prim::kEq: case Prim::kNe:
+      case Prim::kLt: case Prim::kLe: case Prim::kGt: case Prim::kGe: case Prim::kReduceSum:
+      case Prim::kReduceMax: case Prim::kConcatenate: case Prim::kIota: case Prim::kMatmul:
+        return false;
+    }
+    return false;
+  }
+
+  ir::Function& fn_;
+  Substitution subst_;
+  absl::flat_hash_map<ir::VarId, Array> const_of_;
+  std::vector<ir::Eqn> kept_;                   // the equations that stay, in order
+  absl::flat_hash_map<ir::VarId, size_t> def_;  // var -> index of its equation in kept_
+};
+
+}  // namespace
+
+bool simplify(ir::Function& fn) { return Simplifier(fn).run(); }
+
+}  // namespace tracejit::passes

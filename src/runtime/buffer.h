@@ -1,0 +1,40 @@
+#pragma once
+// Host storage of concrete arrays: one aligned allocation, shared by every Array copy.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+
+namespace tracejit::runtime {
+
+/// Alignment of every buffer: a full cache line, and enough for 512-bit vector loads.
+inline constexpr size_t kBufferAlign = 64;
+
+class Buffer {
+ public:
+  explicit Buffer(int64_t bytes)
+      : bytes_(bytes),
+        data_(std::aligned_alloc(kBufferAlign, round_up(bytes))) {
+    if (!data_) throw std::bad_alloc();
+  }
+  ~Buffer() { std::free(data_); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  void* data() { return data_; }
+  const void* data() const { return data_; }
+  int64_t bytes() const { return bytes_; }
+
+ private:
+  // aligned_alloc wants a multiple of the alignment, and never 0 (size-0 arrays still get one).
+  static size_t round_up(int64_t bytes) {
+    size_t b = bytes > 0 ? static_cast<size_t>(bytes) : 1;
+    return (b + kBufferAlign - 1) / kBufferAlign * kBufferAlign;
+  }
+  int64_t bytes_;
+  void* data_;
+};
+
+inline std::shared_ptr<Buffer> make_buffer(int64_t bytes) { return std::make_shared<Buffer>(bytes); }
+
+}  // namespace tracejit::runtime

@@ -1,0 +1,181 @@
+#include "trace/trace_state.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "frontend/errors.h"
+#include "trace/array_impl.h"
+#include "trace/eager.h"
+
+namespace tracejit::detail {
+namespace {
+
+// This thread's stack of active traces, innermost last.
+thread_local std::vector<std::shared_ptr<TraceState>> t_stack;
+
+}  // namespace
+
+TraceState* current_trace() { return t_stack.empty() ? nullptr : t_stack.back().get(); }
+bool tracing() { return !t_stack.empty(); }
+
+bool TraceState::on_this_thread() const {
+  return thread_ == std::this_thread::get_id() && level_ < t_stack.size() &&
+         t_stack[level_].get() == this;
+}
+
+void raise_leak(const ArrayImpl& impl, std::string_view op) {
+  raise<TracerLeakError>(
+      op, "a tracer of type ", ir::type_str(impl.type), " from the trace of '",
+      impl.trace->name(), "' was used ",
+      impl.trace->active() ? "on another thread than the one tracing it"
+                           : "after that trace had ended",
+      ". Values computed inside jit, grad or make_ir exist only within that call: return them "
+      "from the function instead of storing them in an outer variable");
+}
+
+Array TraceState::make_tracer(ir::VarId v) {
+  auto impl = std::make_shared<ArrayImpl>();
+  impl->type = fn_.type(v);
+  impl->trace = shared_from_this();
+  impl->var = v;
+  return Array(std::move(impl));
+}
+
+Array TraceState::new_input(const ir::Type& type) {
+  ir::VarId v = fn_.new_var(type);
+  fn_.inputs.push_back(v);
+  return make_tracer(v);
+}
+
+ir::VarId TraceState::var_for(const Array& a, std::string_view op) {
+  const ArrayImpl& impl = impl_of(a, op);
+  if (impl.trace.get() == this) return impl.var;
+  if (auto it = lifted_.find(&impl); it != lifted_.end()) return it->second;
+  ir::VarId v;
+  if (!impl.is_tracer()) {
+    v = fn_.new_var(impl.type);
+    fn_.const_vars.push_back(v);
+    fn_.const_values.push_back(a);
+  } else if (impl.trace->active() && impl.trace->on_this_thread() && impl.trace->level_ < level_) {
+    v = fn_.new_var(impl.type);
+    fn_.captures.push_back(v);
+    captured_.push_back(a);
+  } else {
+    raise_leak(impl, op);
+  }
+  lifted_.emplace(&impl, v);
+  return v;
+}
+
+std::vector<Array> TraceState::bind(ir::Prim prim, std::span<const Array> in,
+                                    const ir::Params& params) {
+  ir::EqnKey key{prim, {}, params};
+  std::vector<ir::Type> in_types;
+  for (const Array& a : in) {
+    key.in.push_back(var_for(a, ir::prim_name(prim)));
+    in_types.push_back(fn_.type(key.in.back()));
+  }
+  std::vector<Array> outs;
+  if (auto it = recorded_.find(key); it != recorded_.end()) {
+    for (ir::VarId v : it->second) outs.push_back(make_tracer(v));
+    return outs;
+  }
+  std::vector<ir::Type> out_types = ir::infer_types(prim, in_types, params);
+  ir::Eqn eqn{prim, key.in, {}, params};
+  for (const ir::Type& t : out_types) {
+    eqn.out.push_back(fn_.new_var(t));
+    outs.push_back(make_tracer(eqn.out.back()));
+  }
+  recorded_.emplace(std::move(key), eqn.out);
+  fn_.eqns.push_back(std::move(eqn));
+  return outs;
+}
+
+Traced TraceState::finish(const std::vector<Array>& outputs) {
+  for (const Array& a : outputs) fn_.outputs.push_back(var_for(a, "trace"));
+  ir::verify(fn_, "trace");
+  Traced result{std::make_shared<ir::Function>(std::move(fn_)), std::move(captured_)};
+  lifted_.clear();
+  recorded_.clear();
+  return result;
+}
+
+std::vector<Array> bind(ir::Prim prim, std::span<const Array> in, const ir::Params& params) {
+  if (TraceState* t = current_trace()) return t->bind(prim, in, params);
+  std::vector<ir::Type> in_types;
+  for (const Array& a : in) {
+    const ArrayImpl& impl = impl_of(a, ir::prim_name(prim));
+    if (impl.is_tracer()) raise_leak(impl, ir::prim_name(prim));
+    in_types.push_back(impl.type);
+  }
+  std::vector<ir::Type> out_types = ir::infer_types(prim, in_types, params);
+  return eval_eager(prim, in, params, out_types);
+}
+
+Array bind1(ir::Prim prim, std::span<const Array> in, const ir::Params& params) {
+  return bind(prim, in, params)[0];
+}
+
+// TraceScope: the RAII handle that pushes and pops a TraceState.
+
+TraceScope::TraceScope(std::string name)
+    : state_(std::make_shared<TraceState>(std::move(name), t_stack.size())) {
+  t_stack.push_back(state_);
+}
+
+namespace {
+
+// Ends `state` and pops it from this thread's stack, with anything an exception left above it.
+void pop_trace(const std::shared_ptr<TraceState>& state) {
+  state->end();
+  if (std::find(t_stack.begin(), t_stack.end(), state) == t_stack.end()) return;
+  while (!t_stack.empty()) {
+    bool mine = t_stack.back() == state;
+    t_stack.back()->end();
+    t_stack.pop_back();
+    if (mine) break;
+  }
+}
+
+}  // namespace
+
+TraceScope::~TraceScope() { pop_trace(state_); }
+
+Array TraceScope::new_input(DType dtype, const Shape& shape, bool weak) {
+  return state_->new_input(ir::Type{dtype, shape, weak});
+}
+
+Traced TraceScope::finish(const std::vector<Array>& outputs) {
+  Traced t = state_->finish(outputs);
+  pop_trace(state_);  // later operations go to the enclosing trace again
+  return t;
+}
+
+std::vector<Array> eval_ir(const ir::Function& fn, std::span<const Array> inputs,
+                           std::span<const Array> captured) {
+  TJ_CHECK(inputs.size() == fn.inputs.size(), "eval_ir: ", inputs.size(), " inputs for ",
+           fn.inputs.size(), " parameters");
+  TJ_CHECK(captured.size() == fn.captures.size(), "eval_ir: captures");
+  std::vector<Array> env(static_cast<size_t>(fn.num_vars()));
+  for (size_t i = 0; i < inputs.size(); ++i) env[static_cast<size_t>(fn.inputs[i])] = inputs[i];
+  for (size_t i = 0; i < captured.size(); ++i) env[static_cast<size_t>(fn.captures[i])] = captured[i];
+  for (size_t i = 0; i < fn.const_vars.size(); ++i)
+    env[static_cast<size_t>(fn.const_vars[i])] = fn.const_values[i];
+  std::vector<Array> args;
+  for (const ir::Eqn& e : fn.eqns) {
+    args.clear();
+    for (ir::VarId v : e.in) args.push_back(env[static_cast<size_t>(v)]);
+    std::vector<Array> outs = bind(e.prim, args, e.params);
+    for (size_t k = 0; k < e.out.size(); ++k) env[static_cast<size_t>(e.out[k])] = std::move(outs[k]);
+  }
+  std::vector<Array> result;
+  for (ir::VarId v : fn.outputs) result.push_back(env[static_cast<size_t>(v)]);
+  return result;
+}
+
+}  // namespace tracejit::detail
+
+namespace tracejit {
+std::string IR::str() const { return ir::to_string(*fn_); }
+std::ostream& operator<<(std::ostream& os, const IR& ir) { return os << ir.str(); }
+}  // namespace tracejit

@@ -1,0 +1,65 @@
+#pragma once
+// The interpreter stack. Every primitive goes through bind(), which hands it to the innermost
+// active trace of this thread (recording an equation) or, with no trace, evaluates it eagerly.
+#include <memory>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "ir/ir.h"
+#include "tracejit/detail/trace.h"
+
+namespace tracejit::detail {
+
+struct ArrayImpl;
+
+class TraceState : public std::enable_shared_from_this<TraceState> {
+ public:
+  TraceState(std::string name, size_t level) : level_(level), thread_(std::this_thread::get_id()) {
+    fn_.name = std::move(name);
+  }
+
+  Array new_input(const ir::Type& type);
+  std::vector<Array> bind(ir::Prim prim, std::span<const Array> in, const ir::Params& params);
+  /// The variable that stands for `a` in this trace, lifting concrete arrays to constants and
+  /// tracers of enclosing traces to captures.
+  ir::VarId var_for(const Array& a, std::string_view op);
+  Traced finish(const std::vector<Array>& outputs);
+
+  bool active() const { return active_; }
+  void end() { active_ = false; }
+  const std::string& name() const { return fn_.name; }
+  /// True when this trace is on the calling thread's stack.
+  bool on_this_thread() const;
+
+ private:
+  Array make_tracer(ir::VarId v);
+
+  ir::Function fn_;
+  size_t level_;
+  std::thread::id thread_;
+  bool active_ = true;
+  std::vector<Array> captured_;  // parallel to fn_.captures
+  // Concrete arrays and outer tracers already lifted, by identity. The Arrays themselves are
+  // kept alive by fn_.const_values and captured_, so the pointers stay unique.
+  absl::flat_hash_map<const ArrayImpl*, ir::VarId> lifted_;
+  // Hash-consing: an equation already recorded with the same operands and parameters.
+  absl::flat_hash_map<ir::EqnKey, absl::InlinedVector<ir::VarId, 1>> recorded_;
+};
+
+/// The innermost active trace of this thread, or null.
+TraceState* current_trace();
+
+/// The single interception point of every primitive.
+std::vector<Array> bind(ir::Prim prim, std::span<const Array> in, const ir::Params& params = {});
+Array bind1(ir::Prim prim, std::span<const Array> in, const ir::Params& params = {});
+inline Array bind1(ir::Prim prim, std::initializer_list<Array> in, const ir::Params& params = {}) {
+  return bind1(prim, std::span<const Array>(in.begin(), in.size()), params);
+}
+
+/// Throws TracerLeakError (tracer of an ended trace or another thread) naming `op`.
+[[noreturn]] void raise_leak(const ArrayImpl& impl, std::string_view op);
+
+}  // namespace tracejit::detail
