@@ -785,16 +785,9 @@ TEST(AdJit, GradInsideJitClosingOverTracers) {
   expect_close(f(tj::array({1.f, 1.f}), tj::array({2.f, 3.f})), {4, 9}, 0);
 }
 
-// Cases whose jitted backward pass crashes the backend today (not an AD bug): their gradient
-// multiplies a size-1 constant matrix (the reshaped seed cotangent, f32[1,1]), and
-// lower_matmul loads matmul operands from buffers, which size-1 constants (inlined as
-// literals) do not have. Move them back when the backend reads such operands as literals.
-const std::set<std::string> kBackendBlocked = {"matvec", "vecdot"};
-
 // The backward pass of rule cases, jitted, matches the eager backward pass.
-void check_jitted_rules(bool blocked) {
+void check_jitted_rules() {
   for (const RuleCase& rc : rule_cases()) {
-    if (kBackendBlocked.count(rc.name) != static_cast<size_t>(blocked)) continue;
     std::mt19937 rng(1);
     std::vector<Array> xs;
     for (const Input& in : rc.inputs)
@@ -808,7 +801,6 @@ void check_jitted_rules(bool blocked) {
   }
 }
 
-TEST(AdJit, EveryRuleCompiles) { check_jitted_rules(false); }
-TEST(AdJit, DISABLED_RulesBlockedByTheBackendCompile) { check_jitted_rules(true); }
+TEST(AdJit, EveryRuleCompiles) { check_jitted_rules(); }
 
 }  // namespace

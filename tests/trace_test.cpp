@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "ir/ir.h"
+#include "seed_model.h"
 #include "tracejit/tracejit.h"
 
 namespace tj = tracejit;
@@ -12,16 +13,9 @@ using ::testing::HasSubstr;
 
 namespace {
 
-struct Params {
-  Array weight;
-  Array bias;
-};
-TRACEJIT_PYTREE(Params, weight, bias);
+using seed::Params;
 
-Array loss(const Params& p, const Array& x, const Array& y) {
-  Array pred = p.weight * x + p.bias;
-  return tj::mean(tj::square(pred - y));
-}
+using seed::loss;
 
 const tj::ir::Function& fn_of(const tj::IR& ir) { return ir.function(); }
 

@@ -139,7 +139,10 @@ class CompiledProgram final : public Executable {
   CompiledProgram(const ir::Function& fn, const FusionPlan& plan, CompiledModule module,
                   const CompileOptions& options)
       : module_(std::move(module)) {
-    for (VarId v : fn.inputs) input_types_.push_back(fn.type(v));
+    for (VarId v : fn.inputs) {
+      input_types_.push_back(fn.type(v));
+      input_slots_.push_back(plan.slot[static_cast<size_t>(v)]);
+    }
     num_slots_ = plan.slots.size();
     for (size_t i = 0; i < fn.const_vars.size(); ++i) {
       int slot = plan.slot[static_cast<size_t>(fn.const_vars[i])];
@@ -197,7 +200,7 @@ class CompiledProgram final : public Executable {
       if (impl.type.dtype != t.dtype || impl.type.shape != t.shape)
         detail::raise<TypeError>("jit", "input ", i, " is ", ir::type_str(impl.type),
                                  " but the function was compiled for ", ir::type_str(t));
-      slots[i] = impl.buffer->data();
+      slots[static_cast<size_t>(input_slots_[i])] = impl.buffer->data();
     }
     for (const auto& [slot, value] : constants_) slots[static_cast<size_t>(slot)] = value.impl()->buffer->data();
     for (const auto& [slot, type] : temporaries_) {
@@ -232,6 +235,7 @@ class CompiledProgram final : public Executable {
   using VarId = ir::VarId;
   CompiledModule module_;  // owns the code every Step points into
   std::vector<ir::Type> input_types_;
+  std::vector<int> input_slots_;
   size_t num_slots_ = 0;
   std::vector<std::pair<int, Array>> constants_;
   std::vector<std::pair<int, ir::Type>> temporaries_;

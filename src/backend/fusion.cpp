@@ -31,11 +31,14 @@ bool is_inline_prim(Prim p) {
   }
 }
 
-// Rough cost of one evaluation, in adds: what recomputing a value under a broadcast repeats.
+// Rough cost of one evaluation, in vectorized adds: what recomputing a value under a broadcast
+// repeats, and what decides whether a kernel is worth threads. exp, log, log1p and tanh are
+// vectorized polynomials (for f32); sin, cos and pow are scalar libm calls.
 int64_t op_cost(Prim p) {
   switch (p) {
-    case Prim::kExp: case Prim::kLog: case Prim::kLog1p: case Prim::kSin: case Prim::kCos:
-    case Prim::kTanh: case Prim::kPow:
+    case Prim::kSin: case Prim::kCos: case Prim::kPow:
+      return 40;
+    case Prim::kExp: case Prim::kLog: case Prim::kLog1p: case Prim::kTanh:
       return 10;
     case Prim::kDiv: case Prim::kSqrt:
       return 4;

@@ -10,6 +10,7 @@
 // expanding broadcast. Kernels:
 //   elementwise  one loop over a shape, writing one or more same-shape roots
 //   reduce       one pass over an input shape, for one or more reductions over the same axes
+//                (float sums may be reassociated, so their order is unspecified, as in XLA)
 //   matmul       [m,k] x [k,n], i-k-j order, k summed in sequence (as the eager reference)
 //   concatenate  one loop nest per operand, each writing its slab
 #include <cstdint>

@@ -148,8 +148,11 @@ std::vector<std::string> signature_diff(const Signature& old_sig, const Signatur
         const ir::Type& b = new_sig.leaves[leaf + j];
         if (a == b) continue;
         std::string path = paths[j].empty() ? "" : absl::StrCat(" ", paths[j]);
-        diffs.push_back(absl::StrCat("arg ", i, path, ": ", ir::type_str(a), a.weak ? " (weak)" : "",
-                                     " -> ", ir::type_str(b), b.weak ? " (weak)" : ""));
+        // The weak bit is shown only when it is the whole difference.
+        bool only_weak = ir::type_str(a) == ir::type_str(b);
+        diffs.push_back(absl::StrCat("arg ", i, path, ": ", ir::type_str(a),
+                                     only_weak && a.weak ? " (weak)" : "", " -> ", ir::type_str(b),
+                                     only_weak && b.weak ? " (weak)" : ""));
       }
     }
     leaf += n;
@@ -176,7 +179,7 @@ void JitCache::before_trace(const FlatArgs& args) {
     size_t best = SIZE_MAX;
     for (const Signature& s : impl_->order) {
       size_t d = signature_diff(s, sig, args).size();
-      if (d < best) {
+      if (d <= best) {  // on a tie the most recent signature is the more telling one
         best = d;
         nearest = s;
       }
@@ -232,6 +235,15 @@ const JitEntry* JitCache::add(const FlatArgs& args, TracedFn traced, double trac
         name_, absl::StrJoin(types, ", "), trace_s * 1e3, (passes_s + bt.fusion_s) * 1e3,
         bt.lower_s * 1e3, bt.llvm_opt_s * 1e3, bt.codegen_s * 1e3);
   }
+  bool retrace;
+  {
+    std::shared_lock lock(impl_->mu);
+    retrace = !impl_->order.empty();
+  }
+  if (retrace && impl_->explain())
+    std::cerr << absl::StrFormat("[jit] the retrace of '%s' cost %.2f ms (trace %.2f, compile %.2f)\n",
+                                 name_, (trace_s + seconds_since(t0)) * 1e3, trace_s * 1e3,
+                                 seconds_since(t0) * 1e3);
   auto entry = std::make_unique<JitEntry>(JitEntry{traced.traced.fn, std::move(traced.out_def), std::move(exe)});
   Signature sig = signature_of(args);
   std::unique_lock lock(impl_->mu);
