@@ -14,6 +14,7 @@
 namespace tj = tracejit;
 using tj::Array;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 namespace {
 
@@ -125,6 +126,15 @@ TEST(Jit, LowerGivesEveryStage) {
   EXPECT_THAT(l.optimized_llvm_ir(), HasSubstr("define"));
   EXPECT_FALSE(l.assembly().empty());
   EXPECT_EQ(f.stats().compiles, 0);  // lowering does not fill the cache
+}
+
+TEST(Jit, FastMathOnlyWhenAsked) {
+  auto body = [](Array x) { return x * 3 + x * 5; };
+  std::string ieee = tj::jit(body).lower(tj::ones({64})).llvm_ir();
+  std::string fast = tj::jit(body, {.fast_math = true}).lower(tj::ones({64})).llvm_ir();
+  EXPECT_THAT(ieee, Not(HasSubstr("fmul fast")));
+  EXPECT_THAT(fast, HasSubstr("fmul fast"));
+  EXPECT_EQ(vec(tj::jit(body, {.fast_math = true})(tj::ones({2}))), (std::vector<float>{8, 8}));
 }
 
 TEST(Jit, DumpDirWritesFiveFilesPerCompilation) {

@@ -23,6 +23,9 @@ struct JitOptions {
   bool explain_retraces = false;
   /// When non-negative, a trace beyond this many retraces throws tj::Error.
   int max_retraces = -1;
+  /// Lets LLVM reassociate and contract float arithmetic (fast-math flags) in elementwise code.
+  /// Off by default: compiled code follows IEEE semantics, as eager evaluation does.
+  bool fast_math = false;
 };
 
 /// Counters and cumulative phase times (seconds) of a jitted function.

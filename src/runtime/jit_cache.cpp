@@ -212,7 +212,8 @@ const JitEntry* JitCache::add(const FlatArgs& args, TracedFn traced, double trac
   ir::Function optimized = passes::optimize(fn);
   double passes_s = seconds_since(t0);
   bool dump = std::getenv("TRACEJIT_DUMP_DIR") != nullptr;
-  auto exe = backend::compile(optimized, backend::CompileOptions{.name = name_, .want_texts = dump});
+  auto exe = backend::compile(optimized, backend::CompileOptions{.name = name_, .want_texts = dump,
+                                                                 .fast_math = impl_->options.fast_math});
   if (dump) write_dumps(name_, fn, *exe);
   const backend::BackendTimes& bt = exe->times();
   {
@@ -271,7 +272,8 @@ Lowered JitCache::lower(const TracedFn& traced) const {
     raise<Error>("jit.lower", "'", name_, "' captures values of an enclosing trace; call lower() "
                  "outside jit and grad");
   ir::Function optimized = passes::optimize(fn);
-  auto exe = backend::compile(optimized, backend::CompileOptions{.name = name_, .want_texts = true});
+  auto exe = backend::compile(optimized, backend::CompileOptions{.name = name_, .want_texts = true,
+                                                                 .fast_math = impl_->options.fast_math});
   Lowered l;
   l.ir_ = ir::to_string(fn);
   l.optimized_ir_ = exe->fused_ir();
