@@ -308,6 +308,7 @@ TEST(PytreeTreeMap, MismatchThrowsTreeError) {
   });
   EXPECT_TRUE(nested.starts_with("[tree_map]")) << nested;
   EXPECT_TRUE(contains(nested, "at `<1>`")) << nested;
+  EXPECT_TRUE(contains(nested, "another C++ type")) << nested;
 }
 
 TEST(PytreeUnflatten, MismatchThrowsTreeError) {

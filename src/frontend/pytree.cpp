@@ -182,12 +182,17 @@ void throw_tree_map_mismatch(size_t index, const TreeDef& first, const TreeDef& 
   const std::vector<TreeNode>& b = other.nodes();
   size_t i = 0;
   while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
-  std::string detail;
-  if (i < a.size() && i < b.size())
-    detail = detail::cat(" at ", where(first, i), ", tree 0 has ", describe(a[i]), " and tree ",
-                          index, " has ", describe(b[i]), ";");
+  std::string difference;
+  if (i < a.size() && i < b.size()) {
+    // Two structs of one name from different namespaces would otherwise read alike.
+    const bool namesake = a[i].kind == NodeKind::kStruct && b[i].kind == NodeKind::kStruct &&
+                          a[i].name == b[i].name;
+    difference = detail::cat(" at ", where(first, i), ", tree 0 has ", describe(a[i]), " and tree ",
+                         index, " has ", describe(b[i]), namesake ? " of another C++ type" : "",
+                         ";");
+  }
   raise<TreeError>("tree_map", "tree ", index, " does not have the structure of tree 0 (the first "
-                   "tree):", detail, " tree 0 is ", first.str(), ", tree ", index, " is ",
+                   "tree):", difference, " tree 0 is ", first.str(), ", tree ", index, " is ",
                    other.str(), "; pass trees with the same containers, lengths, map keys and "
                    "struct types");
 }
