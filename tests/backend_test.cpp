@@ -5,7 +5,6 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <iostream>
@@ -28,10 +27,6 @@ namespace tj = tracejit;
 using ir::Prim;
 
 // ---- Helpers ----
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // Traces f over inputs of the given types.
 template <class F>
@@ -851,62 +846,6 @@ TEST(BackendRuntime, PhaseTimesAreFilled) {
   EXPECT_GT(t.lower_s, 0);
   EXPECT_GT(t.llvm_opt_s, 0);
   EXPECT_GT(t.codegen_s, 0);
-}
-
-// ---- Measurements (printed; loose bounds only) ----
-
-double median_compile_s(const ir::Function& fn, int reps) {
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    double start = now_s();
-    compile(fn, {});
-    t.push_back(now_s() - start);
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
-TEST(BackendPerf, CompileLatency) {
-  auto small = trace({T(DType::f32, {1000})}, [](std::vector<Array> x) {
-    return std::vector<Array>{x[0] * 2.0f + 1.0f};
-  });
-  auto regression = regression_step(128);
-  compile(*small, {});  // one-time setup
-  double s = median_compile_s(*small, 9), r = median_compile_s(*regression, 9);
-  const BackendTimes& t = compile(*regression, {})->times();
-  std::cout << "[ perf ] compile latency: small " << s * 1e3 << " ms, regression step " << r * 1e3
-            << " ms (fusion " << t.fusion_s * 1e3 << ", lower " << t.lower_s * 1e3 << ", opt "
-            << t.llvm_opt_s * 1e3 << ", codegen " << t.codegen_s * 1e3 << " ms)\n";
-  EXPECT_LT(s, 1.0);
-  EXPECT_LT(r, 1.0);
-}
-
-TEST(BackendPerf, ElementwiseThroughputAgainstAPlainLoop) {
-  const int64_t n = int64_t{1} << 20;
-  auto fn = trace({T(DType::f32, {n}), T(DType::f32, {n})}, [](std::vector<Array> x) {
-    return std::vector<Array>{x[0] * x[1] + x[0] * 0.5f - 1.0f};
-  });
-  auto exe = compile(*fn, {});
-  std::vector<Array> in = {test_array(T(DType::f32, {n})), test_array(T(DType::f32, {n}), 1)};
-  const float* a = in[0].impl()->data<float>();
-  const float* b = in[1].impl()->data<float>();
-  std::vector<float> out(static_cast<size_t>(n));
-  auto best = [](auto&& f) {
-    double best_s = 1e9;
-    for (int rep = 0; rep < 15; ++rep) {
-      double start = now_s();
-      f();
-      best_s = std::min(best_s, now_s() - start);
-    }
-    return best_s;
-  };
-  double jit = best([&] { exe->run(in); });
-  double loop = best([&] {
-    for (int64_t i = 0; i < n; ++i) out[static_cast<size_t>(i)] = a[i] * b[i] + a[i] * 0.5f - 1.0f;
-  });
-  std::cout << "[ perf ] 1M-element elementwise: jit " << jit * 1e3 << " ms (incl. allocation), plain C++ loop "
-            << loop * 1e3 << " ms\n";
-  EXPECT_LT(jit, 1.0);
 }
 
 }  // namespace
