@@ -44,7 +44,8 @@ Array array_from_data(DType dtype, const void* data, int64_t count, const Shape&
     raise<ShapeError>("array", count, " values do not fill shape ", shape_str(shape), " (",
                       shape_size(shape), " elements)");
   Array a = make_concrete(ir::Type{dtype, shape, false});
-  std::memcpy(a.impl()->buffer->data(), data, static_cast<size_t>(count * dtype_size(dtype)));
+  if (count > 0)  // an empty vector's data() may be null, which memcpy must not see
+    std::memcpy(a.impl()->buffer->data(), data, static_cast<size_t>(count * dtype_size(dtype)));
   return a;
 }
 
