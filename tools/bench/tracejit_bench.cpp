@@ -1,0 +1,871 @@
+// tracejit-bench: tracejit against hand-written C++ in the same process.
+//
+// Every case is registered as `<case>/<variant>`: `cpp` is the hand-written reference (compiled
+// with this build's flags, no -march, so the reference is SSE2 code while the JIT targets the
+// host CPU), `tracejit` the jitted (or eager) equivalent; some cases add a second reference
+// (`cpp_alloc`: allocates its output per call as tracejit does; `cpp_16acc`: a reduction with
+// 16 independent accumulators, which the compiler can vectorize). Before timing, every
+// tracejit variant is run once and compared with its reference, so a broken case is visible.
+// After the run a summary prints each ratio tracejit / reference (> 1: tracejit slower).
+// Times are wall-clock (UseRealTime): tracejit may run a kernel on several threads.
+// `cpu/wall` is process CPU seconds per wall second over the timed loop (threads busy).
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tracejit/tracejit.h"
+
+namespace tj = tracejit;
+using tj::Array;
+
+namespace bench {
+
+struct Params {
+  Array weight;
+  Array bias;
+};
+TRACEJIT_PYTREE(Params, weight, bias);
+
+namespace {
+
+constexpr float kLearningRate = 0.005f;
+constexpr int64_t k1M = int64_t{1} << 20;
+constexpr int64_t k16M = int64_t{1} << 24;
+constexpr int64_t kSide = 4096;  // kSide * kSide == k16M
+constexpr auto kMs = benchmark::kMillisecond;
+
+// ---------------------------------------------------------------------------------------------
+// Measurement helpers.
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// Process CPU time per wall second across the timed loop: about 1 for one busy thread, about 2
+// when tracejit's pool runs a kernel on both cores.
+class CpuMeter {
+ public:
+  CpuMeter() : cpu0_(process_cpu_seconds()), wall0_(std::chrono::steady_clock::now()) {}
+  void report(benchmark::State& state) const {
+    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0_).count();
+    if (wall > 0) state.counters["cpu/wall"] = (process_cpu_seconds() - cpu0_) / wall;
+  }
+
+ private:
+  double cpu0_;
+  std::chrono::steady_clock::time_point wall0_;
+};
+
+void set_bytes(benchmark::State& state, int64_t bytes_per_iter) {
+  state.SetBytesProcessed(state.iterations() * bytes_per_iter);
+}
+
+// An output buffer allocated per call, as tracejit's runtime allocates each result
+// (runtime::Buffer: std::aligned_alloc(64, ...), uninitialized).
+struct AlignedFree {
+  void operator()(float* p) const { std::free(p); }
+};
+using OutBuffer = std::unique_ptr<float, AlignedFree>;
+OutBuffer alloc_out(int64_t n) {
+  size_t bytes = (static_cast<size_t>(n) * sizeof(float) + 63) / 64 * 64;
+  return OutBuffer(static_cast<float*>(std::aligned_alloc(64, bytes)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs: host vectors (for the references) and tracejit arrays holding the same values.
+
+std::vector<float> normal_floats(int64_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> dist(0.f, 1.f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = dist(gen);
+  return v;
+}
+
+std::vector<float> uniform_floats(int64_t n, uint32_t seed, float lo, float hi) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = dist(gen);
+  return v;
+}
+
+// The seed's data: y = 2x - 1 + noise/2.
+struct RegressionData {
+  std::vector<float> x, y;
+  Array xa, ya;
+};
+const RegressionData& regression_data(int64_t n) {
+  static std::map<int64_t, RegressionData> cache;
+  auto it = cache.find(n);
+  if (it != cache.end()) return it->second;
+  RegressionData d;
+  d.x = normal_floats(n, 1);
+  std::vector<float> noise = normal_floats(n, 2);
+  d.y.resize(d.x.size());
+  for (size_t i = 0; i < d.x.size(); ++i) d.y[i] = d.x[i] * 2 - 1 + noise[i] * 0.5f;
+  d.xa = tj::array(d.x, {n, 1});
+  d.ya = tj::array(d.y, {n, 1});
+  return cache.emplace(n, std::move(d)).first->second;
+}
+
+// Elementwise and reduction input in [-2, 2); the 16M one doubles as the [4096, 4096] matrix.
+struct VectorData {
+  std::vector<float> host;
+  Array flat;    // f32[n]
+  Array square;  // f32[4096, 4096] when n == 16M
+};
+const VectorData& vector_data(int64_t n, uint32_t seed = 3) {
+  static std::map<std::pair<int64_t, uint32_t>, VectorData> cache;
+  auto it = cache.find({n, seed});
+  if (it != cache.end()) return it->second;
+  VectorData d;
+  d.host = uniform_floats(n, seed, -2.f, 2.f);
+  d.flat = tj::array(d.host, {n});
+  if (n == kSide * kSide) d.square = tj::reshape(d.flat, {kSide, kSide});
+  return cache.emplace(std::pair{n, seed}, std::move(d)).first->second;
+}
+
+struct MatmulData {
+  std::vector<float> a, b;
+  Array aa, ba;
+};
+const MatmulData& matmul_data(int64_t n) {
+  static std::map<int64_t, MatmulData> cache;
+  auto it = cache.find(n);
+  if (it != cache.end()) return it->second;
+  MatmulData d;
+  d.a = uniform_floats(n * n, 4, -1.f, 1.f);
+  d.b = uniform_floats(n * n, 5, -1.f, 1.f);
+  d.aa = tj::array(d.a, {n, n});
+  d.ba = tj::array(d.b, {n, n});
+  return cache.emplace(n, std::move(d)).first->second;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hand-written C++ references. noinline keeps each a real call, so the benchmark loop cannot
+// hoist the work out of its iterations.
+
+struct HostParams {
+  float weight, bias;
+};
+
+// One SGD step on mean((w*x + b - y)^2): dL/dw = 2/n sum(r*x), dL/db = 2/n sum(r).
+[[gnu::noinline]] HostParams update_ref(HostParams p, const float* x, const float* y, int64_t n) {
+  float sum_rx = 0, sum_r = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    float r = p.weight * x[i] + p.bias - y[i];
+    sum_rx += r * x[i];
+    sum_r += r;
+  }
+  float scale = 2.f / static_cast<float>(n);
+  return {p.weight - kLearningRate * scale * sum_rx, p.bias - kLearningRate * scale * sum_r};
+}
+
+[[gnu::noinline]] float add1_ref(float x) { return x + 1; }
+
+[[gnu::noinline]] void add_ref(const float* a, const float* b, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+
+[[gnu::noinline]] void arith_ref(const float* x, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * 2.f + 1.f;
+}
+
+// libm's tanhf and expf: scalar calls, not vectorized at this build's flags.
+[[gnu::noinline]] void transc_ref(const float* x, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = std::tanh(x[i]) * 2.f + std::exp(-x[i] * x[i]);
+}
+
+// The obvious loop: one accumulator, a serial dependence chain (IEEE order, not vectorized).
+[[gnu::noinline]] float sum_ref(const float* x, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; ++i) s += x[i];
+  return s;
+}
+
+// 16 independent accumulators: the compiler keeps them in vector registers.
+[[gnu::noinline]] float sum16_ref(const float* x, int64_t n) {
+  float acc[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) acc[j] += x[i + j];
+  float s = 0;
+  for (; i < n; ++i) s += x[i];
+  for (float a : acc) s += a;
+  return s;
+}
+
+[[gnu::noinline]] float max_ref(const float* x, int64_t n) {
+  float m = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+[[gnu::noinline]] float max16_ref(const float* x, int64_t n) {
+  float acc[16];
+  std::fill(acc, acc + 16, -INFINITY);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+  float m = -INFINITY;
+  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+  for (float a : acc) m = a > m ? a : m;
+  return m;
+}
+
+// out[j] = sum_i a[i, j]: rows streamed in order, the inner loop vectorizes over j.
+[[gnu::noinline]] void sum_axis0_ref(const float* a, float* out, int64_t rows, int64_t cols) {
+  std::fill(out, out + cols, 0.f);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) out[j] += a[i * cols + j];
+}
+
+// out[i] = sum_j a[i, j], each row with 16 accumulators.
+[[gnu::noinline]] void sum_axis1_ref(const float* a, float* out, int64_t rows, int64_t cols) {
+  for (int64_t i = 0; i < rows; ++i) out[i] = sum16_ref(a + i * cols, cols);
+}
+
+// Naive i-k-j: the inner loop streams a row of b and of c (vectorizes over j).
+[[gnu::noinline]] void matmul_ref(const float* a, const float* b, float* c, int64_t n) {
+  std::fill(c, c + n * n, 0.f);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < n; ++k) {
+      float aik = a[i * n + k];
+      for (int64_t j = 0; j < n; ++j) c[i * n + j] += aik * b[k * n + j];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The jitted functions.
+
+Array loss(const Params& p, const Array& x, const Array& y) {
+  return tj::mean(tj::square(p.weight * x + p.bias - y));
+}
+
+auto make_update() {
+  return tj::jit(
+      [](const Params& params, const Array& x, const Array& y) {
+        Params g = tj::grad(loss)(params, x, y);
+        return tj::tree_map([](const Array& p, const Array& d) { return p - d * kLearningRate; },
+                            params, g);
+      },
+      {.name = "update"});
+}
+
+auto make_add1() {
+  return tj::jit([](const Array& x) { return x + 1; }, {.name = "add1"});
+}
+
+auto& jit_update() {
+  static auto f = make_update();
+  return f;
+}
+auto& jit_add1() {
+  static auto f = make_add1();
+  return f;
+}
+auto& jit_arith() {
+  static auto f = tj::jit([](const Array& x) { return x * 2 + 1; }, {.name = "arith"});
+  return f;
+}
+auto& jit_transc() {
+  static auto f =
+      tj::jit([](const Array& x) { return tj::tanh(x) * 2 + tj::exp(-x * x); }, {.name = "transc"});
+  return f;
+}
+auto& jit_sum() {
+  static auto f = tj::jit([](const Array& x) { return tj::sum(x); }, {.name = "sum"});
+  return f;
+}
+auto& jit_max() {
+  static auto f = tj::jit([](const Array& x) { return tj::max(x); }, {.name = "max"});
+  return f;
+}
+auto& jit_sum_axis0() {
+  static auto f = tj::jit([](const Array& a) { return tj::sum(a, {0}); }, {.name = "sum_axis0"});
+  return f;
+}
+auto& jit_sum_axis1() {
+  static auto f = tj::jit([](const Array& a) { return tj::sum(a, {1}); }, {.name = "sum_axis1"});
+  return f;
+}
+auto& jit_matmul() {
+  static auto f =
+      tj::jit([](const Array& a, const Array& b) { return tj::matmul(a, b); }, {.name = "matmul"});
+  return f;
+}
+
+Array f32_scalar(float v) { return tj::array(std::vector<float>{v}, tj::Shape{}); }
+
+Params init_params() { return {f32_scalar(0.5f), f32_scalar(0.5f)}; }
+
+std::string size_name(int64_t n) {
+  if (n >= k1M && n % k1M == 0) return std::to_string(n / k1M) + "M";
+  return std::to_string(n);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Startup checks: each tracejit variant once against its reference.
+
+int g_check_failures = 0;
+
+void check(const std::string& what, const std::vector<float>& got, const std::vector<float>& want,
+           double rtol, double atol) {
+  double worst = 0;  // largest error relative to the tolerance
+  size_t at = 0;
+  bool ok = got.size() == want.size();
+  for (size_t i = 0; ok && i < got.size(); ++i) {
+    double err = std::fabs(static_cast<double>(got[i]) - want[i]);
+    double tol = atol + rtol * std::fabs(static_cast<double>(want[i]));
+    if (!(err <= tol)) ok = false;  // NaN fails too
+    if (tol > 0 && err / tol > worst) worst = err / tol, at = i;
+  }
+  if (ok) {
+    std::printf("check %-28s ok   (%zu values, worst error %.2f of tolerance)\n", what.c_str(),
+                got.size(), worst);
+    return;
+  }
+  ++g_check_failures;
+  if (got.size() != want.size())
+    std::printf("check %-28s FAILED: %zu values, expected %zu\n", what.c_str(), got.size(),
+                want.size());
+  else
+    std::printf("check %-28s FAILED at %zu: tracejit %.8g, reference %.8g\n", what.c_str(), at,
+                static_cast<double>(got[at]), static_cast<double>(want[at]));
+}
+
+void run_checks() {
+  for (int64_t n : {int64_t{128}, k1M}) {
+    const RegressionData& d = regression_data(n);
+    Params p = init_params();
+    HostParams h{0.5f, 0.5f};
+    for (int i = 0; i < 200; ++i) {
+      p = jit_update()(p, d.xa, d.ya);
+      h = update_ref(h, d.x.data(), d.y.data(), n);
+    }
+    check("update/" + size_name(n) + " x200", {p.weight.item<float>(), p.bias.item<float>()},
+          {h.weight, h.bias}, 1e-3, 1e-4);
+  }
+  check("call/add1", {jit_add1()(f32_scalar(41.f)).item<float>()}, {add1_ref(41.f)}, 0, 0);
+  {
+    const VectorData &a = vector_data(128), &b = vector_data(128, 6);
+    std::vector<float> want(128);
+    add_ref(a.host.data(), b.host.data(), want.data(), 128);
+    check("eager/add/128", (a.flat + b.flat).to_vector<float>(), want, 0, 0);
+  }
+  for (int64_t n : {k1M, k16M}) {
+    const VectorData& d = vector_data(n);
+    std::vector<float> want(static_cast<size_t>(n));
+    arith_ref(d.host.data(), want.data(), n);
+    check("arith/" + size_name(n), jit_arith()(d.flat).to_vector<float>(), want, 0, 0);
+    transc_ref(d.host.data(), want.data(), n);
+    check("transc/" + size_name(n), jit_transc()(d.flat).to_vector<float>(), want, 1e-5, 1e-6);
+  }
+  {
+    const VectorData& d = vector_data(k16M);
+    // The sum's tolerance: a float sum of 16M values of |x| < 2 in any order.
+    double exact = 0;
+    for (float v : d.host) exact += v;
+    // Any float summation order of 16M values |x| < 2 stays well within 4.
+    check("reduce/sum/16M", {jit_sum()(d.flat).item<float>()}, {static_cast<float>(exact)}, 0, 4.0);
+    check("reduce/max/16M", {jit_max()(d.flat).item<float>()}, {max_ref(d.host.data(), k16M)}, 0,
+          0);
+    std::vector<float> want(kSide);
+    sum_axis0_ref(d.host.data(), want.data(), kSide, kSide);
+    check("reduce/sum_axis0/4096x4096", jit_sum_axis0()(d.square).to_vector<float>(), want, 1e-4,
+          1e-2);
+    sum_axis1_ref(d.host.data(), want.data(), kSide, kSide);
+    check("reduce/sum_axis1/4096x4096", jit_sum_axis1()(d.square).to_vector<float>(), want, 1e-4,
+          1e-2);
+  }
+  for (int64_t n : {int64_t{256}, int64_t{1024}}) {
+    const MatmulData& d = matmul_data(n);
+    std::vector<float> want(static_cast<size_t>(n * n));
+    matmul_ref(d.a.data(), d.b.data(), want.data(), n);
+    check("matmul/" + std::to_string(n), jit_matmul()(d.aa, d.ba).to_vector<float>(), want, 1e-4,
+          1e-4);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registration. Each ratio row of the summary names its reference and its tracejit variant.
+
+struct RatioRow {
+  std::string label, reference, tracejit;
+};
+std::vector<RatioRow> g_rows;
+
+void add(const std::string& name, benchmark::TimeUnit unit,
+         std::function<void(benchmark::State&)> fn) {
+  benchmark::RegisterBenchmark(name.c_str(), std::move(fn))->UseRealTime()->Unit(unit);
+}
+void add(const std::string& name, std::function<void(benchmark::State&)> fn) {
+  add(name, benchmark::kMicrosecond, std::move(fn));
+}
+
+void register_update() {
+  for (int64_t n : {int64_t{128}, k1M}) {
+    std::string c = "update/" + size_name(n);
+    add(c + "/cpp", [n](benchmark::State& state) {
+      const RegressionData& d = regression_data(n);
+      HostParams p{0.5f, 0.5f};
+      CpuMeter meter;
+      for (auto _ : state) {
+        p = update_ref(p, d.x.data(), d.y.data(), n);
+        benchmark::DoNotOptimize(p);
+      }
+      meter.report(state);
+      set_bytes(state, 2 * n * 4);
+    });
+    add(c + "/tracejit", [n](benchmark::State& state) {
+      const RegressionData& d = regression_data(n);
+      Params p = jit_update()(init_params(), d.xa, d.ya);  // compiled outside the timing
+      CpuMeter meter;
+      for (auto _ : state) {
+        p = jit_update()(p, d.xa, d.ya);
+        benchmark::DoNotOptimize(p);
+      }
+      meter.report(state);
+      set_bytes(state, 2 * n * 4);
+    });
+    g_rows.push_back({"SGD update step, n=" + size_name(n), c + "/cpp", c + "/tracejit"});
+  }
+}
+
+void register_call_overhead() {
+  add("call/add1_scalar/cpp", [](benchmark::State& state) {
+    float x = 41.f;
+    CpuMeter meter;
+    for (auto _ : state) {
+      float y = add1_ref(x);
+      benchmark::DoNotOptimize(y);
+    }
+    meter.report(state);
+  });
+  add("call/add1_scalar/tracejit", [](benchmark::State& state) {
+    Array x = f32_scalar(41.f);
+    jit_add1()(x);
+    CpuMeter meter;
+    for (auto _ : state) {
+      Array y = jit_add1()(x);
+      benchmark::DoNotOptimize(y);
+    }
+    meter.report(state);
+  });
+  g_rows.push_back(
+      {"jitted call x+1 on f32[]", "call/add1_scalar/cpp", "call/add1_scalar/tracejit"});
+}
+
+void register_eager() {
+  for (int64_t n : {int64_t{128}, k1M}) {
+    std::string c = "eager/add/" + size_name(n);
+    add(c + "/cpp", [n](benchmark::State& state) {
+      const VectorData &a = vector_data(n), &b = vector_data(n, 6);
+      std::vector<float> out(static_cast<size_t>(n));
+      CpuMeter meter;
+      for (auto _ : state) {
+        add_ref(a.host.data(), b.host.data(), out.data(), n);
+        benchmark::DoNotOptimize(out.data());
+        benchmark::ClobberMemory();
+      }
+      meter.report(state);
+      set_bytes(state, 3 * n * 4);
+    });
+    add(c + "/tracejit", [n](benchmark::State& state) {
+      const VectorData &a = vector_data(n), &b = vector_data(n, 6);
+      CpuMeter meter;
+      for (auto _ : state) {
+        Array z = a.flat + b.flat;
+        benchmark::DoNotOptimize(z);
+      }
+      meter.report(state);
+      set_bytes(state, 3 * n * 4);
+    });
+    g_rows.push_back({"eager x+y, f32[" + size_name(n) + "]", c + "/cpp", c + "/tracejit"});
+  }
+}
+
+// A one-input elementwise case: cpp (preallocated output), cpp_alloc (output allocated per
+// call, like tracejit's result buffers) and tracejit.
+template <class Jitted>
+void register_elementwise(const std::string& kind, void (*ref)(const float*, float*, int64_t),
+                          Jitted& (*jitted)(), const std::string& label) {
+  for (int64_t n : {k1M, k16M}) {
+    std::string c = "elementwise/" + kind + "/" + size_name(n);
+    benchmark::TimeUnit unit = n >= k16M ? benchmark::kMillisecond : benchmark::kMicrosecond;
+    add(c + "/cpp", unit, [n, ref](benchmark::State& state) {
+      const VectorData& d = vector_data(n);
+      std::vector<float> out(static_cast<size_t>(n));
+      CpuMeter meter;
+      for (auto _ : state) {
+        ref(d.host.data(), out.data(), n);
+        benchmark::DoNotOptimize(out.data());
+        benchmark::ClobberMemory();
+      }
+      meter.report(state);
+      set_bytes(state, 2 * n * 4);
+    });
+    add(c + "/cpp_alloc", unit, [n, ref](benchmark::State& state) {
+      const VectorData& d = vector_data(n);
+      CpuMeter meter;
+      for (auto _ : state) {
+        OutBuffer out = alloc_out(n);
+        ref(d.host.data(), out.get(), n);
+        benchmark::DoNotOptimize(out.get());
+        benchmark::ClobberMemory();
+      }
+      meter.report(state);
+      set_bytes(state, 2 * n * 4);
+    });
+    add(c + "/tracejit", unit, [n, jitted](benchmark::State& state) {
+      const VectorData& d = vector_data(n);
+      jitted()(d.flat);
+      CpuMeter meter;
+      for (auto _ : state) {
+        Array y = jitted()(d.flat);
+        benchmark::DoNotOptimize(y);
+      }
+      meter.report(state);
+      set_bytes(state, 2 * n * 4);
+    });
+    g_rows.push_back({label + ", " + size_name(n), c + "/cpp", c + "/tracejit"});
+    g_rows.push_back(
+        {label + ", " + size_name(n) + " (vs alloc)", c + "/cpp_alloc", c + "/tracejit"});
+  }
+}
+
+void register_reductions() {
+  const int64_t n = k16M;
+  // Full reductions to a scalar.
+  struct Full {
+    std::string name;
+    float (*naive)(const float*, int64_t);
+    float (*acc16)(const float*, int64_t);
+    std::function<Array(const Array&)> jitted;
+  };
+  std::vector<Full> fulls = {
+      {"sum", sum_ref, sum16_ref, [](const Array& x) { return jit_sum()(x); }},
+      {"max", max_ref, max16_ref, [](const Array& x) { return jit_max()(x); }},
+  };
+  for (const Full& f : fulls) {
+    std::string c = "reduce/" + f.name + "/16M";
+    for (auto [variant, fn] : {std::pair{"cpp", f.naive}, std::pair{"cpp_16acc", f.acc16}}) {
+      add(c + "/" + variant, kMs, [n, fn](benchmark::State& state) {
+        const VectorData& d = vector_data(n);
+        CpuMeter meter;
+        for (auto _ : state) {
+          float s = fn(d.host.data(), n);
+          benchmark::DoNotOptimize(s);
+        }
+        meter.report(state);
+        set_bytes(state, n * 4);
+      });
+    }
+    add(c + "/tracejit", kMs, [n, jitted = f.jitted](benchmark::State& state) {
+      const VectorData& d = vector_data(n);
+      jitted(d.flat);
+      CpuMeter meter;
+      for (auto _ : state) {
+        Array s = jitted(d.flat);
+        benchmark::DoNotOptimize(s);
+      }
+      meter.report(state);
+      set_bytes(state, n * 4);
+    });
+    g_rows.push_back({f.name + " over f32[16M] (vs 1 acc)", c + "/cpp", c + "/tracejit"});
+    g_rows.push_back({f.name + " over f32[16M] (vs 16 acc)", c + "/cpp_16acc", c + "/tracejit"});
+  }
+  // Axis reductions of the [4096, 4096] matrix.
+  struct Axis {
+    int axis;
+    void (*ref)(const float*, float*, int64_t, int64_t);
+    std::function<Array(const Array&)> jitted;
+  };
+  std::vector<Axis> axes = {
+      {0, sum_axis0_ref, [](const Array& a) { return jit_sum_axis0()(a); }},
+      {1, sum_axis1_ref, [](const Array& a) { return jit_sum_axis1()(a); }},
+  };
+  for (const Axis& ax : axes) {
+    std::string c = "reduce/sum_axis" + std::to_string(ax.axis) + "/4096x4096";
+    add(c + "/cpp", kMs, [ref = ax.ref](benchmark::State& state) {
+      const VectorData& d = vector_data(k16M);
+      std::vector<float> out(kSide);
+      CpuMeter meter;
+      for (auto _ : state) {
+        ref(d.host.data(), out.data(), kSide, kSide);
+        benchmark::DoNotOptimize(out.data());
+        benchmark::ClobberMemory();
+      }
+      meter.report(state);
+      set_bytes(state, k16M * 4);
+    });
+    add(c + "/tracejit", kMs, [jitted = ax.jitted](benchmark::State& state) {
+      const VectorData& d = vector_data(k16M);
+      jitted(d.square);
+      CpuMeter meter;
+      for (auto _ : state) {
+        Array s = jitted(d.square);
+        benchmark::DoNotOptimize(s);
+      }
+      meter.report(state);
+      set_bytes(state, k16M * 4);
+    });
+    g_rows.push_back({"sum axis " + std::to_string(ax.axis) + " of f32[4096,4096]", c + "/cpp",
+                      c + "/tracejit"});
+  }
+}
+
+void register_matmul() {
+  for (int64_t n : {int64_t{256}, int64_t{1024}}) {
+    std::string c = "matmul/" + std::to_string(n);
+    auto flops = [n](benchmark::State& state) {
+      state.counters["GFLOP/s"] = benchmark::Counter(
+          2.0 * static_cast<double>(n * n * n) * static_cast<double>(state.iterations()) * 1e-9,
+          benchmark::Counter::kIsRate);
+    };
+    add(c + "/cpp_ikj", kMs, [n, flops](benchmark::State& state) {
+      const MatmulData& d = matmul_data(n);
+      std::vector<float> out(static_cast<size_t>(n * n));
+      CpuMeter meter;
+      for (auto _ : state) {
+        matmul_ref(d.a.data(), d.b.data(), out.data(), n);
+        benchmark::DoNotOptimize(out.data());
+        benchmark::ClobberMemory();
+      }
+      meter.report(state);
+      flops(state);
+    });
+    add(c + "/tracejit", kMs, [n, flops](benchmark::State& state) {
+      const MatmulData& d = matmul_data(n);
+      jit_matmul()(d.aa, d.ba);
+      CpuMeter meter;
+      for (auto _ : state) {
+        Array c = jit_matmul()(d.aa, d.ba);
+        benchmark::DoNotOptimize(c);
+      }
+      meter.report(state);
+      flops(state);
+    });
+    g_rows.push_back({"matmul " + std::to_string(n) + "x" + std::to_string(n) + " (vs naive ikj)",
+                      c + "/cpp_ikj", c + "/tracejit"});
+  }
+}
+
+// Resident memory now, in kB (0 where /proc is missing).
+double resident_kb() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / 1024;
+}
+
+// Time to first result of a new jitted function: a fresh tj::jit each iteration, so each call
+// traces, runs the passes, lowers, optimizes and generates code once (and the Jitted is
+// destroyed). Counters: the phases (stats(), ms per compile) and the growth of resident memory
+// per compile (code or IR kept after its Jitted is gone shows here).
+template <class Make, class Call>
+void compile_benchmark(benchmark::State& state, Make make, Call call) {
+  tj::JitStats total;
+  const double rss0 = resident_kb();
+  for (auto _ : state) {
+    auto f = make();
+    auto out = call(f);
+    benchmark::DoNotOptimize(out);
+    tj::JitStats s = f.stats();
+    total.compiles += s.compiles;
+    total.trace_s += s.trace_s;
+    total.passes_s += s.passes_s;
+    total.lower_s += s.lower_s;
+    total.llvm_opt_s += s.llvm_opt_s;
+    total.codegen_s += s.codegen_s;
+  }
+  const double rss1 = resident_kb();
+  double it = static_cast<double>(std::max<int64_t>(state.iterations(), 1));
+  state.counters["compiles/iter"] = static_cast<double>(total.compiles) / it;
+  state.counters["trace_ms"] = total.trace_s * 1e3 / it;
+  state.counters["passes_ms"] = total.passes_s * 1e3 / it;
+  state.counters["lower_ms"] = total.lower_s * 1e3 / it;
+  state.counters["llvm_opt_ms"] = total.llvm_opt_s * 1e3 / it;
+  state.counters["codegen_ms"] = total.codegen_s * 1e3 / it;
+  state.counters["rss_kB/compile"] = (rss1 - rss0) / it;
+}
+
+void register_compile() {
+  add("compile/add1_scalar/tracejit", kMs, [](benchmark::State& state) {
+    Array x = f32_scalar(41.f);
+    compile_benchmark(state, make_add1, [&](auto& f) { return f(x); });
+  });
+  add("compile/update/tracejit", kMs, [](benchmark::State& state) {
+    const RegressionData& d = regression_data(128);
+    Params p = init_params();
+    compile_benchmark(state, make_update, [&](auto& f) { return f(p, d.xa, d.ya); });
+  });
+  // Ratios against one run of the same computation in C++: how many reference calls one
+  // compile costs.
+  g_rows.push_back(
+      {"compile+first call, x+1", "call/add1_scalar/cpp", "compile/add1_scalar/tracejit"});
+  g_rows.push_back(
+      {"compile+first call, update n=128", "update/128/cpp", "compile/update/tracejit"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Summary: collects each benchmark's time (median of repetitions when there are several) while
+// the console reporter prints as usual.
+
+class SummaryReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& r : runs) {
+      if (r.error_occurred) continue;
+      double seconds = r.GetAdjustedRealTime() / benchmark::GetTimeUnitMultiplier(r.time_unit);
+      const std::string& name = r.run_name.function_name;
+      if (r.run_type == Run::RT_Aggregate) {
+        if (r.aggregate_name != "median") continue;
+        median_[name] = seconds;
+      } else {
+        last_[name] = seconds;
+      }
+      counters_[name] = r.counters;
+    }
+    ConsoleReporter::ReportRuns(runs);
+  }
+
+  const benchmark::UserCounters* counters_of(const std::string& name) const {
+    auto it = counters_.find(name);
+    return it == counters_.end() ? nullptr : &it->second;
+  }
+
+  bool time_of(const std::string& name, double* seconds) const {
+    for (const auto* m : {&median_, &last_}) {
+      auto it = m->find(name);
+      if (it != m->end()) return *seconds = it->second, true;
+    }
+    return false;
+  }
+
+ private:
+  std::map<std::string, double> median_, last_;
+  std::map<std::string, benchmark::UserCounters> counters_;
+};
+
+std::string load_average() {
+  char buf[128] = "unknown";
+  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (!std::fgets(buf, sizeof buf, f)) std::snprintf(buf, sizeof buf, "unknown");
+    std::fclose(f);
+  }
+  // The 1, 5 and 15 minute averages: the first three fields.
+  std::string s = buf;
+  size_t end = 0;
+  for (int field = 0; field < 3 && end != std::string::npos; ++field)
+    end = s.find(' ', end == 0 ? 0 : end + 1);
+  return s.substr(0, end);
+}
+
+std::string format_time(double s) {
+  char buf[32];
+  if (s < 1e-6)
+    std::snprintf(buf, sizeof buf, "%.1f ns", s * 1e9);
+  else if (s < 1e-3)
+    std::snprintf(buf, sizeof buf, "%.2f us", s * 1e6);
+  else
+    std::snprintf(buf, sizeof buf, "%.2f ms", s * 1e3);
+  return buf;
+}
+
+void print_summary(const SummaryReporter& reporter) {
+  std::printf("\nratio = tracejit time / reference time (> 1: tracejit slower)\n");
+  std::printf("%-40s %12s %12s %10s\n", "case", "reference", "tracejit", "ratio");
+  for (const RatioRow& row : g_rows) {
+    double ref = 0, tj = 0;
+    if (!reporter.time_of(row.reference, &ref) || !reporter.time_of(row.tracejit, &tj))
+      continue;  // filtered out
+    std::printf("%-40s %12s %12s %10.3g\n", row.label.c_str(), format_time(ref).c_str(),
+                format_time(tj).c_str(), tj / ref);
+  }
+  for (const char* name : {"compile/add1_scalar/tracejit", "compile/update/tracejit"}) {
+    const benchmark::UserCounters* c = reporter.counters_of(name);
+    double total = 0;
+    if (c == nullptr || !reporter.time_of(name, &total)) continue;
+    auto ms = [&](const char* key) {
+      auto it = c->find(key);
+      return it == c->end() ? 0.0 : static_cast<double>(it->second);
+    };
+    double phases =
+        ms("trace_ms") + ms("passes_ms") + ms("lower_ms") + ms("llvm_opt_ms") + ms("codegen_ms");
+    std::printf(
+        "%s: %.2f ms = trace %.3f + passes %.3f + lower %.3f + llvm-opt %.3f + codegen "
+        "%.3f + rest (first run, caching, teardown) %.3f ms\n",
+        name, total * 1e3, ms("trace_ms"), ms("passes_ms"), ms("lower_ms"), ms("llvm_opt_ms"),
+        ms("codegen_ms"), total * 1e3 - phases);
+  }
+  // Google Benchmark prints the load at the start; the end tells whether it changed meanwhile.
+  std::printf("load average (1, 5, 15 min) at the end: %s\n", load_average().c_str());
+}
+
+}  // namespace
+}  // namespace bench
+
+int main(int argc, char** argv) {
+  // Defaults suited to a shared machine (3 repetitions, the median in the summary); flags given
+  // on the command line come later and win.
+  std::vector<char*> args = {argv[0]};
+  std::string reps = "--benchmark_repetitions=3", min_time = "--benchmark_min_time=0.2",
+              aggregates = "--benchmark_display_aggregates_only=true";
+  args.push_back(reps.data());
+  args.push_back(min_time.data());
+  args.push_back(aggregates.data());
+  bool skip_checks = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--skip_checks")
+      skip_checks = true;
+    else
+      args.push_back(argv[i]);
+  }
+  int n = static_cast<int>(args.size());
+  benchmark::Initialize(&n, args.data());
+  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 2;
+
+  benchmark::AddCustomContext("reference_compiler", __VERSION__);
+  benchmark::AddCustomContext("reference_cxx_flags", TRACEJIT_BENCH_CXX_FLAGS);
+  if (!skip_checks) bench::run_checks();
+
+  bench::register_update();
+  bench::register_call_overhead();
+  bench::register_eager();
+  bench::register_elementwise("arith", bench::arith_ref, bench::jit_arith, "x*2+1");
+  bench::register_elementwise("tanh_exp", bench::transc_ref, bench::jit_transc,
+                              "tanh(x)*2+exp(-x*x)");
+  bench::register_reductions();
+  bench::register_matmul();
+  bench::register_compile();
+
+  bench::SummaryReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  bench::print_summary(reporter);
+  benchmark::Shutdown();
+  if (bench::g_check_failures > 0) {
+    std::printf("\n%d startup check(s) FAILED: the numbers of those cases are not meaningful\n",
+                bench::g_check_failures);
+    return 1;
+  }
+  return 0;
+}
