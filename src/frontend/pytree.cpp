@@ -145,9 +145,10 @@ std::vector<std::string> leaf_paths(const TreeDef& def) {
 const TreeNode& take_node(UnflattenCursor& c, NodeKind kind, int64_t arity,
                           std::string_view type_key, std::string_view name) {
   const std::vector<TreeNode>& nodes = c.def.nodes();
-  const std::string expected = describe(kind, arity, name, nullptr);
+  // Described only on the error paths: this runs for every node of every jit call's result.
+  auto expected = [&] { return describe(kind, arity, name, nullptr); };
   if (c.node >= nodes.size())
-    raise<TreeError>("tree_unflatten", "structure mismatch: the target type has ", expected,
+    raise<TreeError>("tree_unflatten", "structure mismatch: the target type has ", expected(),
                      " where the TreeDef ", c.def.str(), " has nothing; unflatten with the type "
                      "that was flattened");
   const TreeNode& node = nodes[c.node];
@@ -160,7 +161,7 @@ const TreeNode& take_node(UnflattenCursor& c, NodeKind kind, int64_t arity,
                                    ? detail::cat(describe(node), " of another C++ type")
                                    : describe(node);
     raise<TreeError>("tree_unflatten", "structure mismatch at ", where(c.def, c.node),
-                     ": the target type has ", expected, " there, the TreeDef has ", actual, " (",
+                     ": the target type has ", expected(), " there, the TreeDef has ", actual, " (",
                      subtree_str(nodes, c.node), "); the whole TreeDef is ", c.def.str(),
                      "; unflatten with the type that was flattened");
   }
