@@ -411,44 +411,13 @@ class Planner {
 // Printing. Names follow ir::to_string: constants, captures, inputs, then equation results, in
 // order, as a, b, ..., z, ba, ...
 
-std::string alpha_name(int n) {
-  std::string s;
-  do {
-    s.insert(s.begin(), static_cast<char>('a' + n % 26));
-    n /= 26;
-  } while (n);
-  return s;
-}
-
-template <class T>
-std::string shortest(T v) {
-  char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof buf, v);
-  std::string s(buf, res.ptr);
-  if (s.find_first_of(".eni") == std::string::npos) s += ".0";
-  return s;
-}
-
-std::string literal_str(const Array& value) {
-  const auto& impl = *value.impl();
-  std::string v;
-  switch (impl.type.dtype) {
-    case DType::f32: v = shortest(*impl.data<float>()); break;
-    case DType::f64: v = shortest(*impl.data<double>()); break;
-    case DType::i32: v = absl::StrCat(*impl.data<int32_t>()); break;
-    case DType::u32: v = absl::StrCat(*impl.data<uint32_t>()); break;
-    case DType::bool_: v = *impl.data<bool>() ? "True" : "False"; break;
-  }
-  return absl::StrCat(v, ":", ir::type_str(impl.type));
-}
-
 class FusedPrinter {
  public:
   FusedPrinter(const ir::Function& fn, const FusionPlan& plan) : fn_(fn), plan_(plan) {
     names_.resize(static_cast<size_t>(fn.num_vars()));
     for (size_t i = 0; i < fn.const_vars.size(); ++i) {
       VarId v = fn.const_vars[i];
-      if (fn.const_values[i].ndim() == 0) names_[static_cast<size_t>(v)] = literal_str(fn.const_values[i]);
+      if (fn.const_values[i].ndim() == 0) names_[static_cast<size_t>(v)] = ir::literal_str(fn.const_values[i]);
       else header_.push_back(v);
     }
     for (VarId v : fn.const_vars)
@@ -495,7 +464,7 @@ class FusedPrinter {
  private:
   void name(VarId v) {
     std::string& n = names_[static_cast<size_t>(v)];
-    if (n.empty()) n = alpha_name(next_++);
+    if (n.empty()) n = ir::var_name(next_++);
   }
   std::string binder(VarId v) const {
     return absl::StrCat(names_[static_cast<size_t>(v)], ":", ir::type_str(fn_.type(v)));

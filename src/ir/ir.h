@@ -126,6 +126,10 @@ std::vector<Type> infer_types(Prim prim, std::span<const Type> in, const Params&
 
 /// The printed form (grammar above).
 std::string to_string(const Function& fn);
+/// The printed name of the n-th variable in order of appearance: a, b, ..., z, ba, bb, ...
+std::string var_name(int n);
+/// A scalar constant as an inline literal, e.g. "2.0:f32[]".
+std::string literal_str(const Array& value);
 /// "axes=(0, 1)" for the equation's parameters; empty when it has none.
 std::string params_str(Prim prim, const Params& params);
 

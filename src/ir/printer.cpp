@@ -12,15 +12,6 @@
 namespace tracejit::ir {
 namespace {
 
-std::string alpha_name(int n) {
-  std::string s;
-  do {
-    s.insert(s.begin(), static_cast<char>('a' + n % 26));
-    n /= 26;
-  } while (n);
-  return s;
-}
-
 // Python's tuple spelling: (), (3,), (128, 1).
 template <class Seq>
 std::string py_tuple(const Seq& xs) {
@@ -35,20 +26,6 @@ std::string shortest(T v) {
   std::string s(buf, res.ptr);
   if (s.find_first_of(".eni") == std::string::npos) s += ".0";  // 2 -> 2.0, as Python prints
   return s;
-}
-
-// A scalar constant as an inline literal, e.g. 2.0:f32[].
-std::string literal_str(const Array& value) {
-  const auto& impl = *value.impl();
-  std::string v;
-  switch (impl.type.dtype) {
-    case DType::f32: v = shortest(*impl.data<float>()); break;
-    case DType::f64: v = shortest(*impl.data<double>()); break;
-    case DType::i32: v = absl::StrCat(*impl.data<int32_t>()); break;
-    case DType::u32: v = absl::StrCat(*impl.data<uint32_t>()); break;
-    case DType::bool_: v = *impl.data<bool>() ? "True" : "False"; break;
-  }
-  return absl::StrCat(v, ":", type_str(impl.type));
 }
 
 class Printer {
@@ -90,7 +67,7 @@ class Printer {
  private:
   std::string name(VarId v) {
     auto [it, fresh] = names_.try_emplace(v, "");
-    if (fresh) it->second = alpha_name(next_++);
+    if (fresh) it->second = var_name(next_++);
     return it->second;
   }
   std::string binder(VarId v) { return absl::StrCat(name(v), ":", type_str(fn_.type(v))); }
@@ -106,6 +83,28 @@ class Printer {
 };
 
 }  // namespace
+
+std::string var_name(int n) {
+  std::string s;
+  do {
+    s.insert(s.begin(), static_cast<char>('a' + n % 26));
+    n /= 26;
+  } while (n);
+  return s;
+}
+
+std::string literal_str(const Array& value) {
+  const auto& impl = *value.impl();
+  std::string v;
+  switch (impl.type.dtype) {
+    case DType::f32: v = shortest(*impl.data<float>()); break;
+    case DType::f64: v = shortest(*impl.data<double>()); break;
+    case DType::i32: v = absl::StrCat(*impl.data<int32_t>()); break;
+    case DType::u32: v = absl::StrCat(*impl.data<uint32_t>()); break;
+    case DType::bool_: v = *impl.data<bool>() ? "True" : "False"; break;
+  }
+  return absl::StrCat(v, ":", type_str(impl.type));
+}
 
 std::string params_str(Prim prim, const Params& p) {
   switch (prim_info(prim).params) {
