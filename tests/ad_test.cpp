@@ -174,7 +174,7 @@ const std::set<Prim> kCheckedElsewhere = {
 const std::set<Prim> kNonDifferentiable = {
     Prim::kSign, Prim::kStopGradient, Prim::kBitcast, Prim::kAnd, Prim::kOr,
     Prim::kXor,  Prim::kShl,          Prim::kShr,     Prim::kEq,  Prim::kNe,
-    Prim::kLt,   Prim::kLe,           Prim::kGt,      Prim::kGe,  Prim::kIota,
+    Prim::kLt,   Prim::kLe,           Prim::kGt,      Prim::kGe,  Prim::kIota, Prim::kDebugPrint,
 };
 
 class AdRuleTest : public ::testing::TestWithParam<RuleCase> {

@@ -264,12 +264,15 @@ std::vector<Instance> instances(Prim p, DType d) {
       out.push_back({{T(d, {3, 4}), T(d, {4, 5})}, params, {}});
       out.push_back({{T(d, {1, 6}), T(d, {6, 1})}, params, {}});
       break;
+    case ir::PrimKind::Effect:  // no result to compare: debug_print_test.cpp checks its output
+      break;
   }
   return out;
 }
 
 TEST_P(BackendPrimTest, MatchesEagerForEveryAcceptedDtype) {
   const Prim p = GetParam();
+  if (ir::has_effect(p)) GTEST_SKIP() << "effects have no result; see debug_print_test.cpp";
   int compiled = 0;
   for (DType d : kAllDtypes) {
     for (Instance& inst : instances(p, d)) {

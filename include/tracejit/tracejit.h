@@ -11,3 +11,4 @@
 #include "tracejit/jit.h"
 #include "tracejit/ad.h"
 #include "tracejit/random.h"
+#include "tracejit/debug.h"

@@ -66,7 +66,7 @@ VjpTape::VjpTape(const Traced& traced, std::span<const Array> primals, std::vect
   std::vector<bool> keep(static_cast<size_t>(fn.num_vars()), false);
   for (ir::VarId v : fn.inputs) keep[static_cast<size_t>(v)] = true;
   for (const ir::Eqn& e : fn.eqns) {
-    if (!impl->active[static_cast<size_t>(e.out[0])]) continue;
+    if (e.out.empty() || !impl->active[static_cast<size_t>(e.out[0])]) continue;
     for (ir::VarId v : e.in) keep[static_cast<size_t>(v)] = true;
     for (ir::VarId v : e.out) keep[static_cast<size_t>(v)] = true;
   }
@@ -95,7 +95,9 @@ std::vector<Array> VjpTape::backward(std::span<const Array> out_cts) const {
   absl::InlinedVector<bool, 3> need;
   for (auto it = fn.eqns.rbegin(); it != fn.eqns.rend(); ++it) {
     const ir::Eqn& e = *it;
-    // Every primitive has one result; an equation without a cotangent is skipped whole.
+    // Effects (debug_print) have no result and ran in the forward pass: nothing to do here.
+    if (ir::has_effect(e.prim)) continue;
+    // Every other primitive has one result; an equation without a cotangent is skipped whole.
     TJ_CHECK(e.out.size() == 1, "vjp: ", ir::prim_name(e.prim), " has ", e.out.size(), " results");
     Array out_ct = std::move(ct[static_cast<size_t>(e.out[0])]);
     if (!out_ct.valid()) continue;

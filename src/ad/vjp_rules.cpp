@@ -233,6 +233,7 @@ VjpRule vjp_rule(Prim p) {
     case Prim::kGt:
     case Prim::kGe:
     case Prim::kIota:
+    case Prim::kDebugPrint:  // an effect with no result: printed once by the forward replay
       return nullptr;
   }
   detail::fail_internal(__FILE__, __LINE__, "vjp_rule: unknown primitive");

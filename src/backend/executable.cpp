@@ -13,6 +13,7 @@
 #include "backend/compile.h"
 #include "backend/fusion.h"
 #include "backend/lower_llvm.h"
+#include "frontend/debug_format.h"
 #include "frontend/errors.h"
 #include "trace/array_impl.h"
 
@@ -29,13 +30,14 @@ constexpr int64_t kChunksPerThread = 4;
 using KernelFn = void (*)(void** buffers, int64_t begin, int64_t end);
 
 struct Step {
-  KernelFn fn = nullptr;
+  KernelFn fn = nullptr;  // null: host step `host` of the program
+  int host = -1;
   int64_t trip_count = 0;
   int64_t work = 0;
   bool splittable = false;
 };
 
-// Where an output comes from: an input, a constant, or a slot filled by a kernel.
+// Where an output or a host step's operand comes from: an input, a constant, or a slot.
 struct OutputSource {
   enum Kind : uint8_t { kInput, kConstant, kSlot } kind;
   int index = 0;  // input position or slot
@@ -148,39 +150,33 @@ class CompiledProgram final : public Executable {
       int slot = plan.slot[static_cast<size_t>(fn.const_vars[i])];
       if (slot >= 0) constants_.emplace_back(slot, fn.const_values[i]);
     }
+    size_t next_host = 0;
+    auto add_host_steps = [&](int after) {
+      for (; next_host < plan.host_steps.size() && plan.host_steps[next_host].after == after; ++next_host) {
+        const ir::Eqn& e = fn.eqns[static_cast<size_t>(plan.host_steps[next_host].eqn)];
+        HostPrint print{e.params.text, {}};
+        for (VarId v : e.in) print.operands.push_back(source_of(fn, plan, v));
+        steps_.push_back(Step{.host = static_cast<int>(host_prints_.size())});
+        host_prints_.push_back(std::move(print));
+      }
+    };
+    add_host_steps(-1);
     for (size_t k = 0; k < plan.kernels.size(); ++k) {
       const Kernel& kernel = plan.kernels[k];
       for (VarId r : kernel.roots) temporaries_.emplace_back(plan.slot[static_cast<size_t>(r)], fn.type(r));
       bool empty = std::all_of(kernel.roots.begin(), kernel.roots.end(),
                                [&](VarId r) { return fn.type(r).size() == 0; });
-      if (empty || kernel.trip_count == 0) continue;
-      Step step;
-      step.fn = reinterpret_cast<KernelFn>(module_.symbol(kernel_symbol(options.name, k)));
-      step.trip_count = kernel.trip_count;
-      step.work = kernel.work;
-      step.splittable = kernel.splittable;
-      steps_.push_back(step);
-    }
-    for (VarId v : fn.outputs) {
-      OutputSource out{OutputSource::kSlot};
-      switch (plan.storage[static_cast<size_t>(v)]) {
-        case Storage::kInput:
-          out.kind = OutputSource::kInput;
-          out.index = static_cast<int>(std::find(fn.inputs.begin(), fn.inputs.end(), v) - fn.inputs.begin());
-          break;
-        case Storage::kConstant: case Storage::kLiteral:
-          out.kind = OutputSource::kConstant;
-          for (size_t i = 0; i < fn.const_vars.size(); ++i)
-            if (fn.const_vars[i] == v) out.constant = fn.const_values[i];
-          break;
-        case Storage::kComputed: case Storage::kResult:
-          out.index = plan.slot[static_cast<size_t>(v)];
-          break;
-        case Storage::kInline: case Storage::kUnused:
-          TJ_CHECK(false, "output ", v, " has no storage");
+      if (!empty && kernel.trip_count > 0) {
+        Step step;
+        step.fn = reinterpret_cast<KernelFn>(module_.symbol(kernel_symbol(options.name, k)));
+        step.trip_count = kernel.trip_count;
+        step.work = kernel.work;
+        step.splittable = kernel.splittable;
+        steps_.push_back(step);
       }
-      outputs_.push_back(std::move(out));
+      add_host_steps(static_cast<int>(k));
     }
+    for (VarId v : fn.outputs) outputs_.push_back(source_of(fn, plan, v));
     if (options.want_texts) {
       llvm_ir_ = module_.llvm_ir();
       optimized_llvm_ir_ = module_.optimized_llvm_ir();
@@ -208,17 +204,29 @@ class CompiledProgram final : public Executable {
       a = detail::make_concrete(type);
       slots[static_cast<size_t>(slot)] = a.impl()->buffer->data();
     }
-    for (const Step& step : steps_) run_step(step, slots.data());
+    auto value = [&](const OutputSource& o) -> Array {
+      switch (o.kind) {
+        case OutputSource::kInput: return inputs[static_cast<size_t>(o.index)];
+        case OutputSource::kConstant: return o.constant;
+        case OutputSource::kSlot: return buffers[static_cast<size_t>(o.index)];
+      }
+      return Array();
+    };
+    std::vector<Array> operands;
+    for (const Step& step : steps_) {
+      if (step.fn) {
+        run_step(step, slots.data());
+        continue;
+      }
+      const HostPrint& print = host_prints_[static_cast<size_t>(step.host)];
+      operands.clear();
+      for (const OutputSource& o : print.operands) operands.push_back(value(o));
+      detail::emit_debug(print.text, operands);
+    }
 
     std::vector<Array> out;
     out.reserve(outputs_.size());
-    for (const OutputSource& o : outputs_) {
-      switch (o.kind) {
-        case OutputSource::kInput: out.push_back(inputs[static_cast<size_t>(o.index)]); break;
-        case OutputSource::kConstant: out.push_back(o.constant); break;
-        case OutputSource::kSlot: out.push_back(buffers[static_cast<size_t>(o.index)]); break;
-      }
-    }
+    for (const OutputSource& o : outputs_) out.push_back(value(o));
     return out;
   }
 
@@ -233,13 +241,41 @@ class CompiledProgram final : public Executable {
 
  private:
   using VarId = ir::VarId;
+  // A debug_print run on the host: its format and where each operand's value lives.
+  struct HostPrint {
+    std::string text;
+    std::vector<OutputSource> operands;
+  };
+
+  static OutputSource source_of(const ir::Function& fn, const FusionPlan& plan, VarId v) {
+    OutputSource out{OutputSource::kSlot};
+    switch (plan.storage[static_cast<size_t>(v)]) {
+      case Storage::kInput:
+        out.kind = OutputSource::kInput;
+        out.index = static_cast<int>(std::find(fn.inputs.begin(), fn.inputs.end(), v) - fn.inputs.begin());
+        break;
+      case Storage::kConstant: case Storage::kLiteral:
+        out.kind = OutputSource::kConstant;
+        for (size_t i = 0; i < fn.const_vars.size(); ++i)
+          if (fn.const_vars[i] == v) out.constant = fn.const_values[i];
+        break;
+      case Storage::kComputed: case Storage::kResult:
+        out.index = plan.slot[static_cast<size_t>(v)];
+        break;
+      case Storage::kInline: case Storage::kUnused:
+        TJ_CHECK(false, "value ", v, " has no storage");
+    }
+    return out;
+  }
+
   CompiledModule module_;  // owns the code every Step points into
   std::vector<ir::Type> input_types_;
   std::vector<int> input_slots_;
   size_t num_slots_ = 0;
   std::vector<std::pair<int, Array>> constants_;
   std::vector<std::pair<int, ir::Type>> temporaries_;
-  std::vector<Step> steps_;
+  std::vector<Step> steps_;  // kernels and host steps, in order
+  std::vector<HostPrint> host_prints_;
   std::vector<OutputSource> outputs_;
   std::string llvm_ir_, optimized_llvm_ir_, assembly_;
 };

@@ -95,6 +95,7 @@ class Planner {
   FusionPlan run() {
     assign_storage();
     form_kernels();
+    place_host_steps();
     assign_slots();
     for (Kernel& k : plan_.kernels) describe(k);
     return std::move(plan_);
@@ -124,7 +125,8 @@ class Planner {
     for (VarId v : fn_.outputs) live[static_cast<size_t>(v)] = true;
     for (size_t i = fn_.eqns.size(); i-- > 0;) {
       const Eqn& e = fn_.eqns[i];
-      bool used = std::any_of(e.out.begin(), e.out.end(),
+      bool used = ir::has_effect(e.prim) ||
+                  std::any_of(e.out.begin(), e.out.end(),
                               [&](VarId v) { return live[static_cast<size_t>(v)]; });
       if (!used) continue;
       live_eqns_.push_back(static_cast<int>(i));
@@ -148,6 +150,11 @@ class Planner {
       if (storage(v) == Storage::kInline) storage(v) = Storage::kComputed;
     for (int i : live_eqns_) {
       const Eqn& e = fn_.eqns[static_cast<size_t>(i)];
+      if (ir::has_effect(e.prim)) {  // the host reads its operands from buffers
+        for (VarId v : e.in)
+          if (storage(v) == Storage::kInline) storage(v) = Storage::kComputed;
+        continue;
+      }
       if (e.prim == Prim::kMatmul)
         for (VarId v : e.in)
           if (storage(v) == Storage::kInline) storage(v) = Storage::kComputed;
@@ -196,6 +203,7 @@ class Planner {
   void form_kernels() {
     for (int i : live_eqns_) {
       const Eqn& e = fn_.eqns[static_cast<size_t>(i)];
+      if (e.out.empty()) continue;  // an effect: a host step
       VarId v = e.out[0];
       if (!is_kernel_value(v)) continue;
       KernelKind kind = KernelKind::kElementwise;
@@ -243,6 +251,17 @@ class Planner {
       }
       plan_.kernels[static_cast<size_t>(chosen)].roots.push_back(v);
       plan_.kernel_of[static_cast<size_t>(v)] = chosen;
+    }
+  }
+
+  void place_host_steps() {
+    int after = -1;
+    for (int i : live_eqns_) {
+      const Eqn& e = fn_.eqns[static_cast<size_t>(i)];
+      if (!ir::has_effect(e.prim)) continue;
+      for (VarId v : e.in)
+        if (is_kernel_value(v)) after = std::max(after, kernel_of(v));
+      plan_.host_steps.push_back({i, after});
     }
   }
 
@@ -435,6 +454,18 @@ class FusedPrinter {
     std::string out = absl::StrCat("{ lambda ", absl::StrJoin(header, " "),
                                    header.empty() ? "; " : " ; ", absl::StrJoin(params, " "),
                                    ". let\n");
+    size_t h = 0;
+    auto host_steps_after = [&](int k) {
+      for (; h < plan_.host_steps.size() && plan_.host_steps[h].after == k; ++h) {
+        const Eqn& e = fn_.eqns[static_cast<size_t>(plan_.host_steps[h].eqn)];
+        std::vector<std::string> ins;
+        for (VarId v : e.in) ins.push_back(names_[static_cast<size_t>(v)]);
+        absl::StrAppend(&out, "    host: ", detail::str_part(ir::prim_name(e.prim)), "[",
+                        ir::params_str(e.prim, e.params), "]", ins.empty() ? "" : " ",
+                        absl::StrJoin(ins, " "), "\n");
+      }
+    };
+    host_steps_after(-1);
     for (size_t k = 0; k < plan_.kernels.size(); ++k) {
       const Kernel& kernel = plan_.kernels[k];
       absl::StrAppend(&out, "    kernel ", k, " (", kernel_kind_name(kernel.kind));
@@ -451,6 +482,7 @@ class FusedPrinter {
                         ps.empty() ? "" : absl::StrCat("[", ps, "]"), ins.empty() ? "" : " ",
                         absl::StrJoin(ins, " "), "\n");
       }
+      host_steps_after(static_cast<int>(k));
     }
     std::vector<std::string> outs;
     for (VarId v : fn_.outputs) outs.push_back(names_[static_cast<size_t>(v)]);

@@ -62,6 +62,14 @@ struct Kernel {
   std::vector<int> reads, writes;
 };
 
+/// An effect (debug_print) the runtime performs on the host between kernels. Its operands all
+/// have buffers; it runs after the kernels computing them and after the previous host step, so
+/// effects keep program order.
+struct HostStep {
+  int eqn = -1;    // the equation
+  int after = -1;  // the kernel it follows; -1: before every kernel
+};
+
 struct FusionPlan {
   std::vector<Storage> storage;  // per VarId
   std::vector<int> slot;         // per VarId: index into the run's buffer array, or -1
@@ -69,6 +77,7 @@ struct FusionPlan {
   std::vector<int> producer;     // per VarId: the equation defining it, or -1
   std::vector<int> kernel_of;    // per VarId with a buffer computed by a kernel, else -1
   std::vector<Kernel> kernels;   // in execution order
+  std::vector<HostStep> host_steps;  // in program order
 };
 
 struct FusionOptions {

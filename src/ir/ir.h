@@ -31,9 +31,9 @@ inline constexpr int kNumPrims = 0
 #undef TJ_PRIM
     ;
 
-enum class PrimKind : uint8_t { Unary, Binary, Compare, Select, Reduce, Layout, Source, Contract };
+enum class PrimKind : uint8_t { Unary, Binary, Compare, Select, Reduce, Layout, Source, Contract, Effect };
 /// Which Params fields a primitive reads, and so what the printer shows.
-enum class ParamLayout : uint8_t { None, Dtype, Axes, Broadcast, NewShape, Perm, Slice, Axis, Iota };
+enum class ParamLayout : uint8_t { None, Dtype, Axes, Broadcast, NewShape, Perm, Slice, Axis, Iota, Text };
 
 struct PrimInfo {
   std::string_view name;
@@ -45,6 +45,9 @@ const PrimInfo& prim_info(Prim p);
 inline std::string_view prim_name(Prim p) { return prim_info(p).name; }
 /// Elementwise: one output element depends on the same-index element of each operand.
 bool is_elementwise(Prim p);
+/// Runs for a side effect and has no results: passes keep it, never merge it with an equal
+/// equation, and keep effects in program order; the tracer records every bind of it.
+bool has_effect(Prim p);
 /// Every primitive, in table order (for tests and tools that walk the table).
 std::span<const Prim> all_prims();
 
@@ -73,10 +76,11 @@ struct Params {
   std::vector<int64_t> limits;  // slice limit indices
   int64_t axis = 0;             // concatenate, iota: the dimension
   DType dtype = DType::f32;     // convert and bitcast target, iota element type
+  std::string text;             // debug_print: the format string
   bool operator==(const Params&) const = default;
   template <typename H>
   friend H AbslHashValue(H h, const Params& p) {
-    return H::combine(std::move(h), p.shape, p.axes, p.limits, p.axis, p.dtype);
+    return H::combine(std::move(h), p.shape, p.axes, p.limits, p.axis, p.dtype, p.text);
   }
 };
 

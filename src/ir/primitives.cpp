@@ -28,10 +28,13 @@ bool is_elementwise(Prim p) {
     case PrimKind::Unary: case PrimKind::Binary: case PrimKind::Compare: case PrimKind::Select:
       return true;
     case PrimKind::Reduce: case PrimKind::Layout: case PrimKind::Source: case PrimKind::Contract:
+    case PrimKind::Effect:
       return false;
   }
   return false;
 }
+
+bool has_effect(Prim p) { return prim_info(p).kind == PrimKind::Effect; }
 
 std::string type_str(const Type& t) { return tracejit::type_str(t.dtype, t.shape); }
 

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "frontend/errors.h"
@@ -52,7 +53,8 @@ class Printer {
       for (VarId v : e.out) outs.push_back(binder(v));
       for (VarId v : e.in) ins.push_back(use(v));
       std::string ps = params_str(e.prim, e.params);
-      absl::StrAppend(&out, "    ", absl::StrJoin(outs, " "), " = ", detail::str_part(prim_name(e.prim)),
+      absl::StrAppend(&out, "    ", absl::StrJoin(outs, " "), outs.empty() ? "" : " = ",
+                      detail::str_part(prim_name(e.prim)),
                       ps.empty() ? "" : absl::StrCat("[", ps, "]"), ins.empty() ? "" : " ",
                       absl::StrJoin(ins, " "), "\n");
     }
@@ -121,6 +123,7 @@ std::string params_str(Prim prim, const Params& p) {
     case ParamLayout::Iota:
       return absl::StrCat("dimension=", p.axis, " dtype=", detail::str_part(dtype_name(p.dtype)),
                           " shape=", py_tuple(p.shape));
+    case ParamLayout::Text: return absl::StrCat("fmt='", absl::CEscape(p.text), "'");
   }
   return "";
 }

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "frontend/debug_format.h"
 #include "frontend/errors.h"
 #include "ir/ir.h"
 
@@ -47,6 +48,7 @@ void check_dtype(Prim p, std::span<const Type> in) {
       ok = is_integer(d);
       fix = "shifts take i32 or u32";
       break;
+    case Prim::kDebugPrint:
     case Prim::kStopGradient: case Prim::kConvert: case Prim::kBitcast: case Prim::kMax:
     case Prim::kMin: case Prim::kEq: case Prim::kNe: case Prim::kLt: case Prim::kLe:
     case Prim::kGt: case Prim::kGe: case Prim::kSelect: case Prim::kReduceMax:
@@ -245,6 +247,11 @@ std::vector<Type> infer_types(Prim p, std::span<const Type> in, const Params& pa
       return {Type{params.dtype, params.shape, false}};
     case Prim::kMatmul:
       return {matmul_type(p, in[0], in[1])};
+    case Prim::kDebugPrint:
+      if (detail::count_placeholders(params.text) != static_cast<int64_t>(in.size()))
+        raise<Error>(info.name, "the format '", params.text, "' has ",
+                     detail::count_placeholders(params.text), " placeholders for ", in.size(), " operands");
+      return {};
   }
   detail::fail_internal(__FILE__, __LINE__, "unknown primitive");
 }

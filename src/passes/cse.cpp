@@ -46,6 +46,10 @@ bool cse(ir::Function& fn) {
   std::vector<ir::Eqn> eqns;
   for (ir::Eqn& e : fn.eqns) {
     subst.apply(e);
+    if (ir::has_effect(e.prim)) {  // two equal prints both print
+      eqns.push_back(std::move(e));
+      continue;
+    }
     auto [it, fresh] = seen.try_emplace(ir::EqnKey{e.prim, e.in, e.params}, e.out);
     if (fresh) {
       eqns.push_back(std::move(e));

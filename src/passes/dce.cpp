@@ -1,5 +1,5 @@
 // Dead-code elimination: keep the equations the outputs need, and the constants they read.
-// Every primitive is pure, so liveness is all there is to it.
+// Primitives are pure except effects (debug_print), which are always live.
 #include "passes/pipeline.h"
 
 namespace tracejit::passes {
@@ -10,7 +10,7 @@ bool dce(ir::Function& fn) {
   std::vector<bool> keep(fn.eqns.size(), false);
   for (size_t i = fn.eqns.size(); i-- > 0;) {
     const ir::Eqn& e = fn.eqns[i];
-    bool needed = false;
+    bool needed = ir::has_effect(e.prim);
     for (ir::VarId v : e.out) needed = needed || live[static_cast<size_t>(v)];
     if (!needed) continue;
     keep[i] = true;

@@ -29,6 +29,10 @@ class Simplifier {
     bool changed = false;
     for (ir::Eqn& e : fn_.eqns) {
       subst_.apply(e);
+      if (ir::has_effect(e.prim)) {  // no result to fold or forward; kept in place
+        kept_.push_back(std::move(e));
+        continue;
+      }
       if (fold(e) || rewrite(e)) {
         changed = true;
         continue;
@@ -126,6 +130,7 @@ class Simplifier {
       case Prim::kXor: case Prim::kShl: case Prim::kShr: case Prim::kEq: case Prim::kNe:
       case Prim::kLt: case Prim::kLe: case Prim::kGt: case Prim::kGe: case Prim::kReduceSum:
       case Prim::kReduceMax: case Prim::kConcatenate: case Prim::kIota: case Prim::kMatmul:
+      case Prim::kDebugPrint:
         return false;
     }
     return false;

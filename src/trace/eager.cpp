@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 
+#include "frontend/debug_format.h"
 #include "frontend/dtype_dispatch.h"
 #include "frontend/errors.h"
 #include "trace/array_impl.h"
@@ -356,6 +357,8 @@ void eval_into(Prim p, std::span<const Array> in, const ir::Params& params, Arra
         }
       });
       return;
+    case Prim::kDebugPrint:
+      break;  // no result: eval_eager prints it
   }
   fail_internal(__FILE__, __LINE__, "unknown primitive");
 }
@@ -376,6 +379,10 @@ std::vector<Array> eval_eager(ir::Prim prim, std::span<const Array> in, const ir
     auto impl = std::make_shared<ArrayImpl>(*in[0].impl());
     impl->type = out_types[0];
     return {Array(std::move(impl))};
+  }
+  if (prim == Prim::kDebugPrint) {
+    emit_debug(params.text, in);
+    return {};
   }
   std::vector<Array> outs;
   for (const ir::Type& t : out_types) outs.push_back(make_concrete(t));

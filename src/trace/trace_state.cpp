@@ -76,7 +76,8 @@ std::vector<Array> TraceState::bind(ir::Prim prim, std::span<const Array> in,
     in_types.push_back(fn_.type(key.in.back()));
   }
   std::vector<Array> outs;
-  if (auto it = recorded_.find(key); it != recorded_.end()) {
+  const bool effect = ir::has_effect(prim);  // recorded every time it is bound
+  if (auto it = effect ? recorded_.end() : recorded_.find(key); it != recorded_.end()) {
     for (ir::VarId v : it->second) outs.push_back(make_tracer(v));
     return outs;
   }
@@ -86,7 +87,7 @@ std::vector<Array> TraceState::bind(ir::Prim prim, std::span<const Array> in,
     eqn.out.push_back(fn_.new_var(t));
     outs.push_back(make_tracer(eqn.out.back()));
   }
-  recorded_.emplace(std::move(key), eqn.out);
+  if (!effect) recorded_.emplace(std::move(key), eqn.out);
   fn_.eqns.push_back(std::move(eqn));
   return outs;
 }

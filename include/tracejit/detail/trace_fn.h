@@ -32,6 +32,7 @@ FlatArgs flatten_args(const Args&... args) {
     flat.defs.push_back(std::move(f.def));
   };
   (add(args), ...);
+  (void)add;  // unused when there are no arguments
   flat.offsets.push_back(flat.leaves.size());
   return flat;
 }
