@@ -134,7 +134,8 @@ std::vector<Array> VjpTape::backward(std::span<const Array> out_cts) const {
 size_t check_argnum(std::string_view op, int n, size_t num_args) {
   if (n < 0 || static_cast<size_t>(n) >= num_args)
     raise<IndexError>(op, "argument index ", n, " is out of range for a function called with ",
-                      num_args, num_args == 1 ? " argument" : " arguments");
+                      num_args, num_args == 1 ? " argument" : " arguments",
+                      "; pass an index from 0 to ", static_cast<int64_t>(num_args) - 1);
   return static_cast<size_t>(n);
 }
 
@@ -181,7 +182,12 @@ std::vector<Array> check_cotangent(const TreeDef& out_def, const std::vector<Arr
                                    const Flattened& cotangent) {
   if (cotangent.def != out_def)
     raise<TreeError>("vjp", "cotangent structure ", cotangent.def.str(),
-                     " does not match the output structure ", out_def.str());
+                     " does not match the output structure ", out_def.str(),
+                     "; pass a cotangent with the outputs' structure (one leaf per output)");
+  // A vjp_fn made inside a trace holds that trace's tracers: refuse it here, naming vjp, rather
+  // than in whichever primitive of the backward pass first meets one.
+  for (const Array& out : outputs)
+    if (out.is_tracer() && !out.impl()->trace->active()) raise_leak(*out.impl(), "vjp");
   const std::vector<std::string> paths = leaf_paths(out_def);
   for (size_t i = 0; i < outputs.size(); ++i) {
     const Array& ct = cotangent.leaves[i];

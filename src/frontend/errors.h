@@ -29,6 +29,9 @@ std::string cat(const Parts&... parts) {
   return absl::StrCat(str_part(parts)...);
 }
 
+/// The fix that follows "negative dimension in shape ..." wherever a shape is checked.
+inline constexpr std::string_view kDimsNonNegative = "; every dimension must be 0 or more";
+
 template <class E, class... Parts>
 [[noreturn]] void raise(std::string_view op, const Parts&... parts) {
   throw E(absl::StrCat("[", str_part(op), "] ", str_part(parts)...));

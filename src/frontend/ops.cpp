@@ -34,7 +34,8 @@ int dtype_kind(DType d) { return d == DType::bool_ ? 0 : is_integer(d) ? 1 : 2; 
 Array convert_weak(const Array& a, DType dtype) {
   const detail::ArrayImpl& impl = *a.impl();
   if (impl.type.dtype == dtype) return a;
-  if (impl.is_tracer()) return bind1(Prim::kConvert, {a}, ir::Params{.dtype = dtype});
+  if (impl.is_tracer())
+    return bind1(Prim::kConvert, {a}, ir::Params{.dtype = dtype, .weak_type = impl.type.weak});
   ir::Type t{dtype, impl.type.shape, impl.type.weak};
   ir::Type strong{dtype, impl.type.shape, false};
   Array in[] = {a};
@@ -165,7 +166,9 @@ int64_t reduced_count(const Array& a, const Axes& axes) {
 // Constructors: a scalar broadcast to the shape, as JAX's jnp.full.
 Array full(const Shape& shape, double value, DType dtype) {
   for (int64_t d : shape)
-    if (d < 0) raise<ShapeError>("full", "negative dimension in shape ", shape_str(shape));
+    if (d < 0)
+      raise<ShapeError>("full", "negative dimension in shape ", shape_str(shape),
+                        detail::kDimsNonNegative);
   return broadcast_to_shape(Array::scalar(dtype, value, false), shape);
 }
 Array zeros(const Shape& shape, DType dtype) { return full(shape, 0, dtype); }
@@ -173,7 +176,7 @@ Array ones(const Shape& shape, DType dtype) { return full(shape, 1, dtype); }
 Array zeros_like(const Array& a) { return zeros(a.shape(), a.dtype()); }
 Array ones_like(const Array& a) { return ones(a.shape(), a.dtype()); }
 Array arange(int64_t n, DType dtype) {
-  if (n < 0) raise<ShapeError>("arange", "needs a non-negative count, got ", n);
+  if (n < 0) raise<ShapeError>("arange", "needs a non-negative count, got ", n, "; pass n >= 0");
   return bind1(Prim::kIota, {}, ir::Params{.shape = {n}, .axis = 0, .dtype = dtype});
 }
 
@@ -274,6 +277,14 @@ Array broadcast_to(const Array& a, const Shape& shape) {
   if (a.shape().size() > shape.size())
     raise<ShapeError>("broadcast_to", "cannot broadcast ", ir::type_str(a.impl()->type),
                       " to the lower-rank shape ", shape_str(shape));
+  // Checked here, not only by the primitive's shape rule, so that the error names broadcast_to.
+  const size_t lead = shape.size() - a.shape().size();
+  for (size_t i = 0; i < a.shape().size(); ++i)
+    if (a.shape()[i] != 1 && a.shape()[i] != shape[lead + i])
+      raise<ShapeError>("broadcast_to", "cannot broadcast ", ir::type_str(a.impl()->type), " to ",
+                        shape_str(shape), ": dimension ", i, " has size ", a.shape()[i],
+                        ", which is neither 1 nor ", shape[lead + i],
+                        "; only size-1 dimensions stretch (reshape or slice the array first)");
   return broadcast_to_shape(a, shape);
 }
 Array transpose(const Array& a, const Axes& perm) {

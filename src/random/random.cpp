@@ -38,7 +38,9 @@ void check_key(std::string_view op, const Array& key) {
 // Checks `shape` and that `words_per_element` u32 words per element fit one counter.
 void check_shape(std::string_view op, const Shape& shape, int64_t words_per_element) {
   for (int64_t d : shape)
-    if (d < 0) raise<ShapeError>(op, "negative dimension in shape ", shape_str(shape));
+    if (d < 0)
+      raise<ShapeError>(op, "negative dimension in shape ", shape_str(shape),
+                        tracejit::detail::kDimsNonNegative);
   int64_t words = words_per_element;
   for (int64_t d : shape) {
     if (d == 0) return;
@@ -92,7 +94,9 @@ Array key(uint64_t seed) {
 Array split(const Array& key, int num) {
   constexpr std::string_view op = "random.split";
   check_key(op, key);
-  if (num < 1) raise<ShapeError>(op, "needs num >= 1, got ", num);
+  if (num < 1)
+    raise<ShapeError>(op, "needs num >= 1, got ", num, " for key ",
+                      type_str(key.dtype(), key.shape()), "; ask for at least one key");
   check_shape(op, {num}, threefry_partitionable() ? 1 : 2);
   return tracejit::detail::threefry_split(key, num, threefry_partitionable());
 }

@@ -5,9 +5,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <shared_mutex>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "backend/compile.h"
@@ -20,8 +22,9 @@
 
 namespace tracejit::detail {
 
+// What a cached signature keeps: the output structure and the executable (not the traced IR,
+// which nothing reads after compiling, and which held ~1-2 KiB per small function).
 struct JitEntry {
-  std::shared_ptr<const ir::Function> traced;
   TreeDef out_def;
   std::shared_ptr<const backend::Executable> exe;
 };
@@ -70,11 +73,27 @@ bool outputs_are_constant(const ir::Function& fn) {
 
 std::atomic<int64_t> g_dump_sequence{0};
 
+// A dump is a diagnostic: failing to write one must not fail the user's call. One warning per
+// directory, not one per compilation.
+void warn_dump_failure(const std::string& dir, const std::string& what) {
+  static std::mutex mu;
+  static absl::flat_hash_set<std::string> warned;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!warned.insert(dir).second) return;
+  std::cerr << "[jit] warning: " << what << " (TRACEJIT_DUMP_DIR=" << dir
+            << "): no dumps are written there; compiled code runs as usual. Point "
+               "TRACEJIT_DUMP_DIR at a writable directory\n";
+}
+
 void write_dumps(const std::string& name, const ir::Function& traced, const backend::Executable& exe) {
   const char* dir = std::getenv("TRACEJIT_DUMP_DIR");
   if (!dir || !*dir) return;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
+  if (ec)
+    return warn_dump_failure(
+        dir,
+        absl::StrCat("cannot write dump files: cannot create the directory (", ec.message(), ")"));
   std::string base = absl::StrFormat("%s/%s.%04d", dir, name, g_dump_sequence.fetch_add(1));
   const std::pair<const char*, std::string> files[] = {
       {".traced.txt", ir::to_string(traced)},     {".optimized.txt", exe.fused_ir()},
@@ -83,12 +102,7 @@ void write_dumps(const std::string& name, const ir::Function& traced, const back
   for (const auto& [suffix, text] : files) {
     std::ofstream out(base + suffix);
     out << text << "\n";
-    if (!out) {
-      // A dump is a diagnostic: failing to write one must not fail the user's call.
-      std::cerr << "[jit] warning: cannot write dump file " << base << suffix
-                << " (TRACEJIT_DUMP_DIR=" << dir << "): check that the directory is writable\n";
-      return;
-    }
+    if (!out) return warn_dump_failure(dir, absl::StrCat("cannot write dump file ", base, suffix));
   }
 }
 
@@ -169,27 +183,27 @@ std::vector<std::string> signature_diff(const Signature& old_sig, const Signatur
 }  // namespace
 
 void JitCache::before_trace(const FlatArgs& args) {
-  int64_t retraces;
-  Signature nearest;
-  {
-    std::shared_lock lock(impl_->mu);
-    retraces = static_cast<int64_t>(impl_->order.size());
-    if (retraces == 0) return;
-    Signature sig = signature_of(args);
-    size_t best = SIZE_MAX;
-    for (const Signature& s : impl_->order) {
-      size_t d = signature_diff(s, sig, args).size();
-      if (d <= best) {  // on a tie the most recent signature is the more telling one
-        best = d;
-        nearest = s;
-      }
+  std::shared_lock lock(impl_->mu);
+  const int64_t retraces = static_cast<int64_t>(impl_->order.size());
+  if (retraces == 0) return;
+  bool limit = impl_->options.max_retraces >= 0 && retraces > impl_->options.max_retraces;
+  // The search is linear in the cached signatures, so run it only when its answer is shown:
+  // over 10,000 signatures it added ~5 ms to each ~10 ms compile (tools/bench/soak.cpp).
+  if (!limit && !impl_->explain()) return;
+  Signature sig = signature_of(args);
+  const Signature* nearest = nullptr;
+  size_t best = SIZE_MAX;
+  for (const Signature& s : impl_->order) {
+    size_t d = signature_diff(s, sig, args).size();
+    if (d <= best) {  // on a tie the most recent signature is the more telling one
+      best = d;
+      nearest = &s;
     }
   }
-  bool limit = impl_->options.max_retraces >= 0 && retraces > impl_->options.max_retraces;
-  if (!limit && !impl_->explain()) return;
   std::string why = absl::StrCat("'", name_, "' is traced again (retrace ", retraces,
                                  ") because its arguments differ from the nearest cached signature:\n  ",
-                                 absl::StrJoin(signature_diff(nearest, signature_of(args), args), "\n  "));
+                                 absl::StrJoin(signature_diff(*nearest, sig, args), "\n  "));
+  lock.unlock();
   if (limit)
     raise<Error>("jit", why, "\nThis exceeds max_retraces = ", impl_->options.max_retraces,
                  ": keep shapes and dtypes fixed between calls, or raise the limit");
@@ -245,7 +259,7 @@ const JitEntry* JitCache::add(const FlatArgs& args, TracedFn traced, double trac
     std::cerr << absl::StrFormat("[jit] the retrace of '%s' cost %.2f ms (trace %.2f, compile %.2f)\n",
                                  name_, (trace_s + seconds_since(t0)) * 1e3, trace_s * 1e3,
                                  seconds_since(t0) * 1e3);
-  auto entry = std::make_unique<JitEntry>(JitEntry{traced.traced.fn, std::move(traced.out_def), std::move(exe)});
+  auto entry = std::make_unique<JitEntry>(JitEntry{std::move(traced.out_def), std::move(exe)});
   Signature sig = signature_of(args);
   std::unique_lock lock(impl_->mu);
   impl_->order.push_back(sig);
@@ -254,7 +268,7 @@ const JitEntry* JitCache::add(const FlatArgs& args, TracedFn traced, double trac
 
 std::vector<Array> JitCache::run(const JitEntry& entry, std::span<const Array> leaves) const {
   for (const Array& a : leaves)
-    if (a.is_tracer()) raise_leak(*a.impl(), name_);
+    if (a.is_tracer()) raise_leak(*a.impl(), "jit");
   return entry.exe->run(leaves);
 }
 

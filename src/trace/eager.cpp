@@ -108,6 +108,15 @@ T max_of(T a, T b) {
   }
   return a > b ? a : b;
 }
+// reduce_max's step: max_of, except that +0 beats -0 (IEEE maximum). A tie of zeros then gives
+// the same bits in any order of the elements, as compiled reductions, which run in any order.
+template <class T>
+T reduce_max_of(T acc, T x) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (acc == x) return std::signbit(acc) ? x : acc;
+  }
+  return max_of(acc, x);
+}
 template <class T>
 T min_of(T a, T b) {
   if constexpr (std::is_floating_point_v<T>) {
@@ -295,7 +304,7 @@ void eval_into(Prim p, std::span<const Array> in, const ir::Params& params, Arra
         for_each_offset(xs, row_major_strides(xs), 0, reduce_out_strides(xs, params.axes), 0,
                         [&](int64_t a, int64_t b) {
                           y[b] = p == Prim::kReduceSum ? binary_value<T>(Prim::kAdd, y[b], x[a])
-                                                       : max_of(y[b], x[a]);
+                                                       : reduce_max_of(y[b], x[a]);
                         });
       });
       return;

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "frontend/errors.h"
 #include "tracejit/detail/trace_fn.h"
 
 namespace tracejit::detail {
@@ -21,6 +22,16 @@ std::string default_function_name(const char* mangled) {
   }
   while (!name.empty() && name.back() == '_') name.pop_back();
   return name.empty() ? "fn" : name;
+}
+
+void raise_scalar_parameter(const std::string& fn_name, size_t arg, const Array& leaf) {
+  raise<ConcretizationError>("trace", "argument ", arg, " of '", fn_name,
+                             "' is passed to a parameter that takes C++ arithmetic values, but "
+                             "tracing gives it a tracer ",
+                             type_str(leaf.dtype(), leaf.shape()),
+                             ", whose value exists only when the compiled code runs. Take a "
+                             "tj::Array parameter instead, or capture the value in the lambda to "
+                             "bake it in as a constant");
 }
 
 }  // namespace tracejit::detail

@@ -1,6 +1,7 @@
 #pragma once
 // The interpreter stack. Every primitive goes through bind(), which hands it to the innermost
 // active trace of this thread (recording an equation) or, with no trace, evaluates it eagerly.
+#include <atomic>
 #include <memory>
 #include <span>
 #include <string>
@@ -17,7 +18,8 @@ struct ArrayImpl;
 
 class TraceState : public std::enable_shared_from_this<TraceState> {
  public:
-  TraceState(std::string name, size_t level) : level_(level), thread_(std::this_thread::get_id()) {
+  TraceState(std::string name, size_t level)
+      : name_(name), level_(level), thread_(std::this_thread::get_id()) {
     fn_.name = std::move(name);
   }
 
@@ -28,9 +30,11 @@ class TraceState : public std::enable_shared_from_this<TraceState> {
   ir::VarId var_for(const Array& a, std::string_view op);
   Traced finish(const std::vector<Array>& outputs);
 
-  bool active() const { return active_; }
-  void end() { active_ = false; }
-  const std::string& name() const { return fn_.name; }
+  /// Read from any thread (a leaked tracer's check), written by the tracing thread: atomic.
+  bool active() const { return active_.load(std::memory_order_acquire); }
+  void end() { active_.store(false, std::memory_order_release); }
+  /// Kept apart from fn_.name: finish() moves fn_ out, and leak errors name the trace after that.
+  const std::string& name() const { return name_; }
   /// True when this trace is on the calling thread's stack.
   bool on_this_thread() const;
 
@@ -38,9 +42,10 @@ class TraceState : public std::enable_shared_from_this<TraceState> {
   Array make_tracer(ir::VarId v);
 
   ir::Function fn_;
+  std::string name_;
   size_t level_;
   std::thread::id thread_;
-  bool active_ = true;
+  std::atomic<bool> active_{true};
   std::vector<Array> captured_;  // parallel to fn_.captures
   // Concrete arrays and outer tracers already lifted, by identity. The Arrays themselves are
   // kept alive by fn_.const_values and captured_, so the pointers stay unique.

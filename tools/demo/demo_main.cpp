@@ -44,11 +44,14 @@ bool parse_flags(const std::vector<std::string>& args) {
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(arg);
     std::string error;
     if (!flag) {
-      std::cerr << "tracejit-demo: unknown flag --" << arg << "\n";
+      std::cerr << "tracejit-demo: unknown flag --" << arg
+                << " (flags: --dump_dir, --steps, --lr, --seed, --threefry, --plot)\n";
       return false;
     }
     if (!flag->ParseFrom(value, &error)) {
-      std::cerr << "tracejit-demo: bad value '" << value << "' for --" << arg << ": " << error << "\n";
+      // absl's `error` repeats the value; the flag's help and default say what fits instead.
+      std::cerr << "tracejit-demo: bad value '" << value << "' for --" << arg << " ("
+                << flag->Help() << "); give e.g. --" << arg << "=" << flag->DefaultValue() << "\n";
       return false;
     }
   }

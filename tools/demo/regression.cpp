@@ -1,6 +1,8 @@
 // The seed's second half: fit y = w*x + b to noisy data with a jitted SGD step built from
 // grad and tree_map, the parameters threaded through explicitly as a Params pytree.
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 
@@ -55,7 +57,9 @@ int run_regression() {
     return kUsageError;
   }
   if (!std::ofstream(plot)) {  // fail before the work, not after it
-    std::cerr << "tracejit-demo: cannot write the plot to '" << plot << "'\n";
+    std::cerr << "tracejit-demo: cannot write the plot to '" << plot
+              << "': " << std::strerror(errno)
+              << "; pass --plot with a path in a writable directory\n";
     return kUsageError;
   }
   tj::random::set_threefry_partitionable(scheme == "partitionable");

@@ -57,9 +57,13 @@ struct TracedFn {
   TreeDef out_def;
 };
 
-/// Traces `f` on abstract arguments shaped like `flat`'s leaves.
+/// Throws the ConcretizationError of a parameter that takes C++ arithmetic values: tracing
+/// would have to hand it `leaf`, a tracer, whose value exists only when the compiled code runs.
+[[noreturn]] void raise_scalar_parameter(const std::string& fn_name, size_t arg, const Array& leaf);
+
+/// Traces `f`, rebuilding its arguments as `Args` from tracers shaped like `flat`'s leaves.
 template <class... Args, class F>
-TracedFn trace_fn(F& f, std::string name, const FlatArgs& flat) {
+TracedFn trace_as(F& f, std::string name, const FlatArgs& flat) {
   TraceScope scope(std::move(name));
   std::vector<Array> inputs;
   inputs.reserve(flat.leaves.size());
@@ -71,6 +75,28 @@ TracedFn trace_fn(F& f, std::string name, const FlatArgs& flat) {
                 "scalars, std containers of them, or a struct registered with TRACEJIT_PYTREE");
   Flattened out = tree_flatten(std::apply(f, args));
   return {scope.finish(out.leaves), std::move(out.def)};
+}
+
+/// Traces `f` on abstract arguments shaped like `flat`'s leaves. A C++ scalar argument
+/// (`jitted(2.f)`) is a weakly typed leaf, as a Python scalar is under jax.jit: when f takes
+/// Arrays there, it is traced like any array. Only a parameter that itself takes C++ scalars
+/// (`[](Array x, int n)`) cannot receive one; that throws ConcretizationError before tracing.
+template <class... Args, class F>
+TracedFn trace_fn(F& f, std::string name, const FlatArgs& flat) {
+  if constexpr (std::is_invocable_v<F&, const arrayified_t<Args>&...>) {
+    return trace_as<arrayified_t<Args>...>(f, std::move(name), flat);
+  } else {
+    size_t i = 0;
+    auto check = [&]<class Arg>() {
+      if (!std::is_same_v<arrayified_t<Arg>, std::remove_cvref_t<Arg>> &&
+          flat.offsets[i + 1] > flat.offsets[i])
+        raise_scalar_parameter(name, i, flat.leaves[flat.offsets[i]]);
+      ++i;
+    };
+    (check.template operator()<Args>(), ...);
+    (void)check;  // unused when there are no arguments
+    return trace_as<Args...>(f, std::move(name), flat);
+  }
 }
 
 /// A readable name for a callable in dumps and messages, when the user gave none.
