@@ -55,10 +55,16 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-void CompiledModule::RemoveDylib::operator()(llvm::orc::JITDylib* dylib) const {
+void CompiledModule::RemoveCode::operator()(llvm::orc::ResourceTracker* tracker) const {
   // A destructor cannot throw; failing to free leaks the code, so say so and go on.
-  if (llvm::Error err = dylib->getExecutionSession().removeJITDylib(*dylib))
+  if (llvm::Error err = tracker->remove())
     llvm::logAllUnhandledErrors(std::move(err), llvm::errs(), "[jit] cannot free a module: ");
+  // The session's string pool keeps every symbol name it has seen, and each module's names are
+  // new (see the suffix in compile()): drop the unused ones now and then, ~100 bytes a module.
+  static std::atomic<unsigned> removed{0};
+  if (++removed % 256 == 0)
+    tracker->getJITDylib().getExecutionSession().getSymbolStringPool()->clearDeadEntries();
+  tracker->Release();
 }
 
 void* CompiledModule::symbol(std::string_view name) const {
@@ -90,6 +96,10 @@ OrcJit::OrcJit() {
   host_ = std::make_unique<llvm::orc::JITTargetMachineBuilder>(host);
   jit_ = unwrap(llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(host).create(),
                 "cannot create the JIT");
+  // Bare: LLJIT::createJITDylib would add the platform's __dso_handle module, which kernels (no
+  // static initializers) never use. The link order gives the process's symbols (libm).
+  dylib_ = &jit_->getExecutionSession().createBareJITDylib("tracejit");
+  dylib_->addToLinkOrder(jit_->defaultLinkOrder());
   jit_->getExecutionSession().setErrorReporter([](llvm::Error err) {
     if (!t_session_errors.empty()) t_session_errors += "; ";
     t_session_errors += llvm::toString(std::move(err));
@@ -154,13 +164,20 @@ CompiledModule OrcJit::compile(std::unique_ptr<llvm::Module> module,
   // LLJIT's compile layer, whose single target machine would need a lock.
   start = std::chrono::steady_clock::now();
   t_session_errors.clear();
+  // Modules share one JITDylib, so each gets its own names: a suffix on every symbol it defines
+  // for others, so that modules may reuse names (and the texts above keep the plain ones).
+  static std::atomic<unsigned long> next_module{0};
+  const std::string suffix = ".m" + std::to_string(next_module++);
+  for (llvm::GlobalValue& g : m.global_values())
+    if (!g.isDeclaration() && !g.hasLocalLinkage() && !g.getName().starts_with("llvm."))
+      g.setName(g.getName() + suffix);  // (llvm.* globals such as llvm.used keep their meaning)
   auto object = unwrap(llvm::orc::SimpleCompiler(tm)(m), "code generation failed");
-  static std::atomic<unsigned long> next_dylib{0};
-  out.dylib_.reset(&unwrap(jit_->createJITDylib("tj" + std::to_string(next_dylib++)),
-                           "cannot create a JITDylib"));
-  check(jit_->addObjectFile(*out.dylib_, std::move(object)), "cannot add the module");
+  llvm::orc::ResourceTrackerSP tracker = dylib_->createResourceTracker();
+  tracker->Retain();  // released by RemoveCode
+  out.code_.reset(tracker.get());
+  check(jit_->addObjectFile(tracker, std::move(object)), "cannot add the module");
   for (const std::string& name : req.symbols) {
-    auto address = unwrap(jit_->lookup(*out.dylib_, name), "cannot link '" + name + "'");
+    auto address = unwrap(jit_->lookup(*dylib_, name + suffix), "cannot link '" + name + "'");
     out.symbols_.emplace_back(name, address.toPtr<void*>());
   }
   out.codegen_s_ = seconds_since(start);

@@ -17,6 +17,7 @@ class TargetMachine;
 namespace orc {
 class JITDylib;
 class LLJIT;
+class ResourceTracker;
 class JITTargetMachineBuilder;
 }  // namespace orc
 }  // namespace llvm
@@ -60,12 +61,13 @@ class CompiledModule {
  private:
   friend class OrcJit;
   CompiledModule() = default;
-  struct RemoveDylib {
-    void operator()(llvm::orc::JITDylib* dylib) const;
+  struct RemoveCode {
+    void operator()(llvm::orc::ResourceTracker* tracker) const;
   };
 
-  // One JITDylib per module, so that modules may reuse symbol names and each frees on its own.
-  std::unique_ptr<llvm::orc::JITDylib, RemoveDylib> dylib_;
+  // The module's code and symbols in the JIT's one JITDylib, freed on their own through this
+  // tracker (which holds a reference it releases).
+  std::unique_ptr<llvm::orc::ResourceTracker, RemoveCode> code_;
   std::vector<std::pair<std::string, void*>> symbols_;
   std::string llvm_ir_, optimized_llvm_ir_, assembly_;
   double llvm_opt_s_ = 0, codegen_s_ = 0;
@@ -103,6 +105,9 @@ class OrcJit {
 
   std::unique_ptr<llvm::orc::JITTargetMachineBuilder> host_;
   std::unique_ptr<llvm::orc::LLJIT> jit_;
+  // Every module's code. One dylib for all rather than one each: a JITDylib's own symbol
+  // tables cost ~10 KiB, which was most of a small cached executable's cost.
+  llvm::orc::JITDylib* dylib_ = nullptr;
 };
 
 }  // namespace tracejit::backend
