@@ -5,19 +5,41 @@
 #include <cstdlib>
 #include <memory>
 
+#include "runtime/buffer_pool.h"
+
 namespace tracejit::runtime {
 
 /// Alignment of every buffer: a full cache line, and enough for 512-bit vector loads.
 inline constexpr size_t kBufferAlign = 64;
 
+// Sanitizer builds keep every buffer on the heap, where their allocators check it.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kUseBufferPool = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool kUseBufferPool = false;
+#else
+inline constexpr bool kUseBufferPool = true;
+#endif
+#else
+inline constexpr bool kUseBufferPool = true;
+#endif
+
 class Buffer {
  public:
+  // Large buffers come from the pool (reused, huge pages): see buffer_pool.h.
   explicit Buffer(int64_t bytes)
       : bytes_(bytes),
-        data_(std::aligned_alloc(kBufferAlign, round_up(bytes))) {
+        data_(pooled() ? pool_allocate(round_up(bytes))
+                       : std::aligned_alloc(kBufferAlign, round_up(bytes))) {
     if (!data_) throw std::bad_alloc();
   }
-  ~Buffer() { std::free(data_); }
+  ~Buffer() {
+    if (pooled())
+      pool_free(data_, round_up(bytes_));
+    else
+      std::free(data_);
+  }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
 
@@ -26,6 +48,8 @@ class Buffer {
   int64_t bytes() const { return bytes_; }
 
  private:
+  bool pooled() const { return kUseBufferPool && round_up(bytes_) >= kPoolMinBytes; }
+
   // aligned_alloc wants a multiple of the alignment, and never 0 (size-0 arrays still get one).
   static size_t round_up(int64_t bytes) {
     size_t b = bytes > 0 ? static_cast<size_t>(bytes) : 1;

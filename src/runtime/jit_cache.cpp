@@ -10,6 +10,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "backend/compile.h"
@@ -38,11 +39,45 @@ struct Signature {
   std::vector<ir::Type> leaves;
   bool threefry_partitionable = true;
   bool operator==(const Signature&) const = default;
-  template <typename H>
-  friend H AbslHashValue(H h, const Signature& s) {
-    return H::combine(std::move(h), s.defs, s.leaves, s.threefry_partitionable);
+};
+
+// A call's signature read in place from its FlatArgs: a cache hit builds no Signature, which
+// would copy every TreeDef and allocate two vectors per call.
+struct SignatureView {
+  const FlatArgs* args;
+  bool threefry_partitionable;
+};
+
+// Hashes and compares both forms alike, so the cache can be searched with a view.
+struct SignatureHash {
+  using is_transparent = void;
+  size_t operator()(const Signature& s) const {
+    size_t h = absl::HashOf(s.defs, s.leaves.size(), s.threefry_partitionable);
+    for (const ir::Type& t : s.leaves) h = absl::HashOf(h, t);
+    return h;
+  }
+  size_t operator()(const SignatureView& v) const {
+    size_t h = absl::HashOf(v.args->defs, v.args->leaves.size(), v.threefry_partitionable);
+    for (const Array& a : v.args->leaves) h = absl::HashOf(h, impl_of(a, "jit").type);
+    return h;
   }
 };
+
+struct SignatureEq {
+  using is_transparent = void;
+  bool operator()(const Signature& a, const Signature& b) const { return a == b; }
+  bool operator()(const Signature& s, const SignatureView& v) const { return (*this)(v, s); }
+  bool operator()(const SignatureView& v, const Signature& s) const {
+    if (v.threefry_partitionable != s.threefry_partitionable || v.args->defs != s.defs ||
+        v.args->leaves.size() != s.leaves.size())
+      return false;
+    for (size_t i = 0; i < s.leaves.size(); ++i)
+      if (!(v.args->leaves[i].impl()->type == s.leaves[i])) return false;
+    return true;
+  }
+};
+
+SignatureView view_of(const FlatArgs& args) { return {&args, random::threefry_partitionable()}; }
 
 Signature signature_of(const FlatArgs& args) {
   Signature s{args.defs, {}, random::threefry_partitionable()};
@@ -111,7 +146,7 @@ void write_dumps(const std::string& name, const ir::Function& traced, const back
 struct JitCache::Impl {
   JitOptions options;
   mutable std::shared_mutex mu;  // guards entries and order
-  absl::flat_hash_map<Signature, std::unique_ptr<JitEntry>> entries;
+  absl::flat_hash_map<Signature, std::unique_ptr<JitEntry>, SignatureHash, SignatureEq> entries;
   std::vector<Signature> order;  // signatures in the order they were traced
   std::atomic<int64_t> cache_hits{0};
   mutable std::mutex stats_mu;
@@ -132,9 +167,10 @@ JitCache::JitCache(JitOptions options, std::string default_name)
 JitCache::~JitCache() = default;
 
 const JitEntry* JitCache::find(const FlatArgs& args) {
-  Signature sig = signature_of(args);
+  SignatureView sig = view_of(args);  // hashed outside the lock
+  size_t hash = SignatureHash{}(sig);
   std::shared_lock lock(impl_->mu);
-  auto it = impl_->entries.find(sig);
+  auto it = impl_->entries.find(sig, hash);
   if (it == impl_->entries.end()) return nullptr;
   impl_->cache_hits.fetch_add(1, std::memory_order_relaxed);
   return it->second.get();
