@@ -77,10 +77,12 @@ struct Params {
   int64_t axis = 0;             // concatenate, iota: the dimension
   DType dtype = DType::f32;     // convert and bitcast target, iota element type
   std::string text;             // debug_print: the format string
+  bool weak_type = false;       // convert: the result's weak type (a weak operand stays weak)
   bool operator==(const Params&) const = default;
   template <typename H>
   friend H AbslHashValue(H h, const Params& p) {
-    return H::combine(std::move(h), p.shape, p.axes, p.limits, p.axis, p.dtype, p.text);
+    return H::combine(std::move(h), p.shape, p.axes, p.limits, p.axis, p.dtype, p.text,
+                      p.weak_type);
   }
 };
 

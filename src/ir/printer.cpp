@@ -111,7 +111,9 @@ std::string literal_str(const Array& value) {
 std::string params_str(Prim prim, const Params& p) {
   switch (prim_info(prim).params) {
     case ParamLayout::None: return "";
-    case ParamLayout::Dtype: return absl::StrCat("new_dtype=", detail::str_part(dtype_name(p.dtype)));
+    case ParamLayout::Dtype:
+      return absl::StrCat("new_dtype=", detail::str_part(dtype_name(p.dtype)),
+                          p.weak_type ? " weak_type=True" : "");
     case ParamLayout::Axes: return absl::StrCat("axes=", py_tuple(p.axes));
     case ParamLayout::Broadcast:
       return absl::StrCat("broadcast_dimensions=", py_tuple(p.axes), " shape=", py_tuple(p.shape));

@@ -91,7 +91,9 @@ void check_axes(Prim p, const std::vector<int64_t>& axes, const Type& x, const c
 
 void check_dims(Prim p, const Shape& shape) {
   for (int64_t d : shape)
-    if (d < 0) raise<ShapeError>(prim_name(p), "negative dimension in shape ", shape_str(shape));
+    if (d < 0)
+      raise<ShapeError>(prim_name(p), "negative dimension in shape ", shape_str(shape),
+                        detail::kDimsNonNegative);
 }
 
 Type reduce_type(Prim p, const Type& x, const Params& params) {
@@ -187,7 +189,7 @@ std::vector<Type> infer_types(Prim p, std::span<const Type> in, const Params& pa
     case Prim::kStopGradient:
       return {in[0]};
     case Prim::kConvert:
-      return {Type{params.dtype, in[0].shape, false}};
+      return {Type{params.dtype, in[0].shape, params.weak_type}};
     case Prim::kBitcast:
       if (dtype_size(params.dtype) != dtype_size(in[0].dtype) || params.dtype == DType::bool_ ||
           in[0].dtype == DType::bool_)

@@ -1,0 +1,207 @@
+// Each node becomes the public tracejit call a user would write (program.cpp prints the same
+// calls as a listing). Binary operations with a scalar operand pass a real C++ scalar of the
+// type that keeps the array's dtype, so weak typing is exercised as users meet it.
+#include "evaluator.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace difftest {
+namespace {
+
+// The C++ scalar a user would write next to an array of dtype `d` (2.5f, 2.5, 3, true).
+Array scalar_for(DType d, double c) {
+  switch (d) {
+    case DType::f32: return Array(static_cast<float>(c));
+    case DType::f64: return Array(c);
+    case DType::i32:
+    case DType::u32: return Array(static_cast<int>(c));
+    case DType::bool_: return Array(c != 0);
+  }
+  return Array();
+}
+
+Array binary(Op op, const Array& a, const Array& b) {
+  switch (op) {
+    case Op::kAdd: return a + b;
+    case Op::kSub: return a - b;
+    case Op::kMul: return a * b;
+    case Op::kDiv: return a / b;
+    case Op::kPow: return tj::pow(a, b);
+    case Op::kMaximum: return tj::maximum(a, b);
+    case Op::kMinimum: return tj::minimum(a, b);
+    case Op::kAnd: return a & b;
+    case Op::kOr: return a | b;
+    case Op::kXor: return a ^ b;
+    case Op::kShl: return a << b;
+    case Op::kShr: return a >> b;
+    case Op::kEq: return a == b;
+    case Op::kNe: return a != b;
+    case Op::kLt: return a < b;
+    case Op::kLe: return a <= b;
+    case Op::kGt: return a > b;
+    case Op::kGe: return a >= b;
+    default: throw std::logic_error("difftest: not a binary op");
+  }
+}
+
+class Evaluator {
+ public:
+  Evaluator(const Program& p, std::optional<DType> floats) : p_(p), floats_(floats) {}
+
+  std::vector<Array> run(const DiffArgs& x, const OtherArgs& y) const {
+    std::vector<Array> v;
+    v.reserve(p_.nodes.size());
+    size_t pos0 = 0, pos1 = 0;
+    for (const Node& n : p_.nodes) {
+      Array r;
+      if (n.op == Op::kInput) {
+        if (n.slot.arg == 1)
+          r = y.at(pos1++);
+        else if (n.slot.key.empty())
+          r = std::get<0>(x).at(pos0++);
+        else
+          r = std::get<1>(x).at(n.slot.key);
+      } else {
+        r = apply(n, v);
+      }
+      if (!floats_) check_type(n, r, static_cast<int>(v.size()));
+      v.push_back(std::move(r));
+    }
+    return v;
+  }
+
+ private:
+  // The dtype a float value takes in this instance.
+  DType fl(DType d) const { return floats_ && is_float(d) ? *floats_ : d; }
+  // In the f64 instance, operands that a public op would promote to f32 are converted to f64
+  // first, so that f32 and f64 never meet.
+  Array promoted(const Array& a) const {
+    return floats_ && !is_float(a.dtype()) ? tj::astype(a, *floats_) : a;
+  }
+
+  Array apply(const Node& n, const std::vector<Array>& v) const {
+    auto a = [&](size_t k) -> const Array& { return v[static_cast<size_t>(n.args[k])]; };
+    switch (n.op) {
+      case Op::kInput: break;
+      case Op::kConst: return to_float_dtype(n.value, fl(n.value.dtype()));
+      case Op::kArange: return tj::arange(n.index, fl(n.dtype));
+      case Op::kFull: return tj::full(n.shape, n.value.item<double>(), fl(n.dtype));
+      case Op::kNeg: return -a(0);
+      case Op::kExp: return tj::exp(promoted(a(0)));
+      case Op::kLog: return tj::log(promoted(a(0)));
+      case Op::kLog1p: return tj::log1p(promoted(a(0)));
+      case Op::kSin: return tj::sin(promoted(a(0)));
+      case Op::kCos: return tj::cos(promoted(a(0)));
+      case Op::kTanh: return tj::tanh(promoted(a(0)));
+      case Op::kSqrt: return tj::sqrt(promoted(a(0)));
+      case Op::kAbs: return tj::abs(a(0));
+      case Op::kSign: return tj::sign(a(0));
+      case Op::kSquare: return tj::square(a(0));
+      case Op::kStopGradient: return tj::stop_gradient(a(0));
+      case Op::kAdd: case Op::kSub: case Op::kMul: case Op::kDiv: case Op::kPow: case Op::kMaximum:
+      case Op::kMinimum: case Op::kAnd: case Op::kOr: case Op::kXor: case Op::kShl: case Op::kShr:
+      case Op::kEq: case Op::kNe: case Op::kLt: case Op::kLe: case Op::kGt:
+      case Op::kGe: {
+        Array x = a(0);
+        Array y = n.scalar ? scalar_for(x.dtype(), *n.scalar) : a(1);
+        if (n.scalar_first) std::swap(x, y);
+        if (n.op == Op::kPow) x = promoted(x), y = promoted(y);
+        return binary(n.op, x, y);
+      }
+      case Op::kWhere: return tj::where(a(0), a(1), a(2));
+      case Op::kSum: return n.all_axes ? tj::sum(a(0)) : tj::sum(a(0), n.axes);
+      case Op::kMean:
+        return n.all_axes ? tj::mean(promoted(a(0))) : tj::mean(promoted(a(0)), n.axes);
+      case Op::kMax: return n.all_axes ? tj::max(a(0)) : tj::max(a(0), n.axes);
+      case Op::kReshape: return tj::reshape(a(0), n.shape);
+      case Op::kBroadcastTo: return tj::broadcast_to(a(0), n.shape);
+      case Op::kTranspose: return tj::transpose(a(0), n.axes);
+      case Op::kSlice: return tj::slice(a(0), n.axes, n.limits);
+      case Op::kIndex: return a(0)[n.index];
+      case Op::kConcatenate: {
+        std::vector<Array> xs;
+        for (size_t k = 0; k < n.args.size(); ++k) xs.push_back(a(k));
+        return tj::concatenate(xs, n.index);
+      }
+      case Op::kMatmul: return tj::matmul(a(0), a(1));
+      case Op::kAsType: return tj::astype(a(0), fl(n.dtype));
+      case Op::kBitcast: {
+        // Bitcasts are between 32-bit types: the f64 instance goes through f32.
+        Array x = is_float(a(0).dtype()) && floats_ ? tj::astype(a(0), DType::f32) : a(0);
+        Array r = tj::bitcast(x, n.dtype);
+        return is_float(n.dtype) && floats_ ? tj::astype(r, *floats_) : r;
+      }
+      case Op::kRandomBits: return tj::random::bits(a(0), n.shape);
+      case Op::kUniform:
+        return tj::random::uniform(a(0), n.shape, fl(n.dtype), kUniformBounds[n.index][0],
+                                   kUniformBounds[n.index][1]);
+      case Op::kNormal: return tj::random::normal(a(0), n.shape, fl(n.dtype));
+      case Op::kSplit: return tj::random::split(a(0), kSplitCount)[n.index];
+      case Op::kFoldIn: return tj::random::fold_in(a(0), static_cast<uint32_t>(*n.scalar));
+    }
+    throw std::logic_error("difftest: an input node reached apply");
+  }
+
+  void check_type(const Node& n, const Array& r, int index) const {
+    const Facts& f = n.facts;
+    if (r.dtype() == f.dtype && r.shape() == f.shape && r.weak_type() == f.weak) return;
+    throw TypeMismatch(absl::StrCat("v", index, " = ", op_name(n.op), " gave ",
+                                    tj::type_str(r.dtype(), r.shape()),
+                                    r.weak_type() ? " weak" : "", ", the rules say ",
+                                    tj::type_str(f.dtype, f.shape), f.weak ? " weak" : ""));
+  }
+
+  const Program& p_;
+  std::optional<DType> floats_;
+};
+
+}  // namespace
+
+Array to_float_dtype(const Array& x, DType dtype) {
+  if (!is_float(x.dtype()) || x.dtype() == dtype) return x;
+  if (x.weak_type()) return Array::scalar(dtype, x.item<double>(), /*weak=*/true);
+  return tj::astype(x, dtype);
+}
+
+Outputs ProgramFn::operator()(const DiffArgs& x, const OtherArgs& y) const {
+  std::vector<Array> v = node_values(x, y);
+  Outputs out;
+  for (size_t k = 0; k < program->outputs.size(); ++k) {
+    const Array& value = v[static_cast<size_t>(program->outputs[k])];
+    const std::string& key = program->out_slots[k].key;
+    if (key.empty())
+      out.first.push_back(value);
+    else
+      out.second.emplace(key, value);
+  }
+  return out;
+}
+
+std::vector<Array> ProgramFn::node_values(const DiffArgs& x, const OtherArgs& y) const {
+  return Evaluator(*program, floats).run(x, y);
+}
+
+std::pair<DiffArgs, OtherArgs> make_args(const Program& p, std::optional<DType> floats) {
+  std::pair<DiffArgs, OtherArgs> args;
+  for (const Node& n : p.nodes) {
+    if (n.op != Op::kInput) continue;
+    Array v = floats ? to_float_dtype(n.value, *floats) : n.value;
+    if (n.slot.arg == 1)
+      args.second.push_back(v);
+    else if (n.slot.key.empty())
+      std::get<0>(args.first).push_back(v);
+    else
+      std::get<1>(args.first).emplace(n.slot.key, v);
+  }
+  return args;
+}
+
+std::vector<Array> leaves(const DiffArgs& x, const OtherArgs& y) {
+  std::vector<Array> out = tj::tree_leaves(x);
+  for (const Array& a : y) out.push_back(a);
+  return out;
+}
+
+std::vector<Array> leaves(const Outputs& out) { return tj::tree_leaves(out); }
+
+}  // namespace difftest

@@ -1,0 +1,693 @@
+// The program generator. It grows a DAG one operation at a time: it draws an operation, takes
+// operands among the values so far (recent ones more often, so chains form and fuse; any
+// earlier one otherwise, so subexpressions are shared) or new inputs shaped to broadcast, and
+// keeps the operation only when infer() accepts it. When an operation's domain refuses an
+// operand (log of a possibly negative value), the operand is wrapped first (log(x*x + 1)).
+#include "generator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+
+namespace difftest {
+namespace {
+
+// Attempts per wanted operation before the generator settles for a shorter program.
+constexpr int kAttemptsPerOp = 8;
+// At most this many outputs (sinks of the DAG are preferred).
+constexpr int kMaxOutputs = 4;
+
+// Dimensions of generated shapes; one program in kLargeOneIn gets large ones, so that kernels
+// are long enough to be split across threads.
+const std::vector<int64_t> kDims = {1, 2, 3, 4, 5, 6, 8, 16};
+const std::vector<int64_t> kLargeDims = {64, 128, 256, 300, 512};
+constexpr int kLargeOneIn = 50;
+// The share of non-differentiated float inputs of non-smooth programs that hold special values.
+constexpr double kSpecialInputs = 0.2;
+
+// Value ranges for inputs. Float endpoints are exact in f32, so rounding keeps values inside.
+const std::vector<Interval> kFloatRanges = {{-2, 2},    {-1, 1},   {0.5, 4}, {-8, 8},
+                                            {0.125, 2}, {-32, 32}, {1, 64},  {-0.75, 0.25}};
+const std::vector<Interval> kIntRanges = {{-8, 8}, {0, 16}, {-1000, 1000}, {0, 40}};
+const std::vector<Interval> kUintRanges = {{0, 16}, {0, 1000}, {0, 40}};
+const std::vector<double> kFloatScalars = {0.5, 2, -1.5, 3, 1, 0.25, -4, 10};
+const std::vector<double> kIntScalars = {1, 2, 3, -1, 7, 31, 0, -5};
+
+class Generator {
+ public:
+  Generator(Rng& rng, const GenOptions& options, uint64_t id)
+      : rng_(rng), options_(options), values_(rng.uniform(0, INT64_MAX)) {
+    program_.id = id;
+    program_.smooth = rng_.chance(0.6);
+    program_.threefry_original = rng_.chance(0.2);
+    float_ = rng_.chance(0.75) ? DType::f32 : DType::f64;
+    base_ = random_shape();
+  }
+
+  Program run() {
+    const int inputs = static_cast<int>(rng_.uniform(1, 4));
+    for (int i = 0; i < inputs; ++i) {
+      DType d = random_dtype();
+      new_input(d, variant_of(base_), random_range(d));
+    }
+    const int want = static_cast<int>(rng_.uniform(1, std::max(1, options_.max_ops)));
+    for (int attempt = 0; attempt < kAttemptsPerOp * want && program_.num_ops() < want; ++attempt)
+      step();
+    choose_outputs();
+    prune(program_);
+    return std::move(program_);
+  }
+
+ private:
+  const Facts& facts(int i) const { return program_.nodes[static_cast<size_t>(i)].facts; }
+  int size() const { return static_cast<int>(program_.nodes.size()); }
+
+  // Adds `n` if infer() accepts it; returns its index, or -1.
+  int add(Node n) {
+    for (int a : n.args)
+      if (a < 0) return -1;
+    std::optional<Facts> f = infer(program_, n);
+    if (!f) return -1;
+    n.facts = *f;
+    program_.nodes.push_back(std::move(n));
+    return size() - 1;
+  }
+  int add(Op op, std::vector<int> args) {
+    Node n;
+    n.op = op;
+    n.args = std::move(args);
+    return add(std::move(n));
+  }
+  int add_scalar(Op op, int a, double c, bool first = false) {
+    Node n;
+    n.op = op;
+    n.args = {a};
+    n.scalar = c;
+    n.scalar_first = first;
+    return add(std::move(n));
+  }
+
+  // ---- Inputs and their values ----
+
+  Shape random_shape() {
+    if (rng_.uniform(1, kLargeOneIn) == 1)
+      return Shape{rng_.pick(kLargeDims), rng_.pick(kLargeDims)};
+    static const std::vector<int> kRankWeights = {1, 3, 4, 2};
+    Shape s(rng_.weighted(kRankWeights), 1);
+    for (int64_t& d : s) d = rng_.pick(kDims);
+    if (!s.empty() && rng_.chance(0.05))
+      s[static_cast<size_t>(rng_.uniform(0, static_cast<int64_t>(s.size()) - 1))] = 0;
+    return s;
+  }
+
+  // A shape that broadcasts with `s`: itself, a suffix, some dimensions set to 1, a scalar,
+  // or one with an extra leading dimension.
+  Shape variant_of(const Shape& s) {
+    static const std::vector<int> kWeights = {10, 3, 3, 2, 2};
+    Shape v = s;
+    switch (rng_.weighted(kWeights)) {
+      case 0: break;
+      case 1:
+        v.erase(v.begin(), v.begin() + rng_.uniform(0, static_cast<int64_t>(v.size())));
+        break;
+      case 2:
+        for (int64_t& d : v)
+          if (rng_.chance(0.4)) d = 1;
+        break;
+      case 3: v.clear(); break;
+      case 4:
+        if (v.size() < 4) v.insert(v.begin(), rng_.pick(kDims));
+        break;
+    }
+    return v;
+  }
+
+  DType random_dtype() {
+    static const std::vector<int> kWeights = {10, 1, 3, 1,
+                                              2};  // float_, other float, i32, u32, bool
+    switch (rng_.weighted(kWeights)) {
+      case 0: return float_;
+      case 1: return float_ == DType::f32 ? DType::f64 : DType::f32;
+      case 2: return DType::i32;
+      case 3: return DType::u32;
+      default: return DType::bool_;
+    }
+  }
+
+  Interval random_range(DType d) {
+    switch (d) {
+      case DType::f32:
+      case DType::f64: return rng_.pick(kFloatRanges);
+      case DType::i32: return rng_.chance(0.1) ? full_range(d) : rng_.pick(kIntRanges);
+      case DType::u32: return rng_.chance(0.1) ? full_range(d) : rng_.pick(kUintRanges);
+      case DType::bool_: return {0, 1};
+    }
+    return {0, 1};
+  }
+
+  // One element inside `r`. Differentiated inputs keep kInputMargin from the ends, so that
+  // finite-difference steps stay inside the range every rule was checked on; the others may
+  // take the ends and other telling values (0, -0.0, -1, integers).
+  double draw(DType d, Interval r, bool differentiated, bool special) {
+    if (d == DType::bool_) return static_cast<double>(values_.uniform(0, 1));
+    if (special && values_.chance(0.5)) {
+      const double inf = std::numeric_limits<double>::infinity();
+      const bool f32 = d == DType::f32;
+      const double big =
+          f32 ? std::numeric_limits<float>::max() : std::numeric_limits<double>::max();
+      const double tiny = f32 ? std::numeric_limits<float>::denorm_min()
+                              : std::numeric_limits<double>::denorm_min();
+      const double normal =
+          f32 ? std::numeric_limits<float>::min() : std::numeric_limits<double>::min();
+      const std::vector<double> kSpecial = {std::nan(""), inf,  -inf, -0.0,    0.0,
+                                            big,          -big, tiny, -normal, 1e30};
+      return values_.pick(kSpecial);
+    }
+    if (is_float(d)) {
+      if (differentiated) return values_.real(r.lo + kInputMargin, r.hi - kInputMargin);
+      if (values_.chance(0.85)) return values_.real(r.lo, r.hi);
+      std::vector<double> telling = {r.lo, r.hi, std::round((r.lo + r.hi) / 2)};
+      if (r.contains(0)) telling.push_back(values_.chance(0.5) ? 0.0 : -0.0);
+      return values_.pick(telling);
+    }
+    if (values_.chance(0.7))
+      return static_cast<double>(
+          values_.uniform(static_cast<int64_t>(r.lo), static_cast<int64_t>(r.hi)));
+    std::vector<double> telling = {r.lo, r.hi};
+    for (double x : {0.0, -1.0, 1.0})
+      if (r.contains(x)) telling.push_back(x);
+    return values_.pick(telling);
+  }
+
+  Array draw_array(DType d, const Shape& shape, Interval r, bool differentiated, bool weak,
+                   bool special = false) {
+    std::vector<double> xs(static_cast<size_t>(tj::shape_size(shape)));
+    for (double& x : xs) x = draw(d, r, differentiated, special);
+    if (weak) {
+      switch (d) {
+        case DType::f32: return Array(static_cast<float>(xs[0]));
+        case DType::f64: return Array(xs[0]);
+        default: return Array(static_cast<int>(xs[0]));
+      }
+    }
+    switch (d) {
+      case DType::f32: return tj::array(std::vector<float>(xs.begin(), xs.end()), shape);
+      case DType::f64: return tj::array(xs, shape);
+      case DType::i32: return tj::array(std::vector<int32_t>(xs.begin(), xs.end()), shape);
+      case DType::u32: return tj::array(std::vector<uint32_t>(xs.begin(), xs.end()), shape);
+      case DType::bool_: {
+        std::vector<bool> bs;
+        for (double x : xs) bs.push_back(x != 0);
+        return tj::array(bs, shape);
+      }
+    }
+    return Array();
+  }
+
+  // A new input leaf. Float inputs are mostly differentiated (argument 0, a vector or a map
+  // entry); the others go to argument 1. A few 0-d inputs are weakly typed C++ scalars. In
+  // programs that are not smooth, some float inputs hold NaN, infinities, -0.0, subnormals.
+  int new_input(DType d, Shape shape, Interval r) {
+    while (tj::shape_size(shape) > kMaxElements) shape.erase(shape.begin());
+    Node n;
+    n.op = Op::kInput;
+    const bool differentiated = is_float(d) && rng_.chance(0.7);
+    const bool special =
+        is_float(d) && !differentiated && !program_.smooth && rng_.chance(kSpecialInputs);
+    const bool weak = shape.empty() && d != DType::u32 && d != DType::bool_ && rng_.chance(0.1);
+    if (differentiated) {
+      n.slot.arg = 0;
+      if (rng_.chance(0.4)) n.slot.key = absl::StrCat("k", next_key_++);
+    } else {
+      n.slot.arg = 1;
+    }
+    n.value = draw_array(d, shape, r, differentiated, weak, special);
+    // Sometimes the very array of an earlier input, so that arguments alias one buffer.
+    for (const Node& m : program_.nodes)
+      if (m.op == Op::kInput && m.facts.dtype == d && m.facts.shape == shape &&
+          m.facts.weak == weak && m.facts.varies == differentiated && m.facts.special == special &&
+          rng_.chance(0.1)) {
+        n.value = m.value;
+        r = m.facts.range;
+      }
+    n.facts = Facts{d, shape, weak, r, /*exact=*/true, /*varies=*/differentiated, special};
+    if (special)
+      n.facts.range = {-std::numeric_limits<double>::infinity(),
+                       std::numeric_limits<double>::infinity()};
+    return add(std::move(n));
+  }
+
+  // ---- Operands ----
+
+  // An existing value, recent ones preferred (chains), among those `ok` accepts; -1 if none.
+  template <class Pred>
+  int pick(Pred ok) {
+    std::vector<int> all;
+    for (int i = 0; i < size(); ++i)
+      if (ok(facts(i))) all.push_back(i);
+    if (all.empty()) return -1;
+    if (rng_.chance(0.5)) {
+      std::vector<int> recent(
+          all.end() - std::min<ptrdiff_t>(3, static_cast<ptrdiff_t>(all.size())), all.end());
+      return rng_.pick(recent);
+    }
+    return rng_.pick(all);
+  }
+  int pick_any() {
+    return pick([](const Facts&) { return true; });
+  }
+  int pick_kind(std::initializer_list<int> kinds) {
+    return pick([&](const Facts& f) {
+      return std::count(kinds.begin(), kinds.end(), dtype_kind(f.dtype)) > 0;
+    });
+  }
+
+  // A second operand for `a`: an existing value of the same kind whose shape broadcasts, or a
+  // new input shaped to broadcast with it.
+  int partner(int a) {
+    if (a < 0) return -1;
+    const Facts fa = facts(a);
+    auto fits = [&](const Facts& f) {
+      if (dtype_kind(f.dtype) != dtype_kind(fa.dtype)) return false;
+      if (!f.weak && !fa.weak && f.dtype != fa.dtype) return false;
+      if (f.weak && fa.weak && f.dtype != fa.dtype) return false;
+      size_t r = std::max(f.shape.size(), fa.shape.size());
+      for (size_t i = 0; i < r; ++i) {
+        int64_t x = i < r - f.shape.size() ? 1 : f.shape[i - (r - f.shape.size())];
+        int64_t y = i < r - fa.shape.size() ? 1 : fa.shape[i - (r - fa.shape.size())];
+        if (x != y && x != 1 && y != 1) return false;
+      }
+      return true;
+    };
+    if (rng_.chance(0.7)) {
+      int b = pick(fits);
+      if (b >= 0) return b;
+    }
+    DType d = fa.weak ? float_if(fa.dtype) : fa.dtype;
+    return new_input(d, variant_of(fa.shape), random_range(d));
+  }
+  DType float_if(DType d) { return is_float(d) ? float_ : d; }
+
+  // A value derived from `a` that lies in [1, ...): a*a + 1 when that stays in range, else
+  // tanh(a) + 2. Used where log, sqrt, pow or a divisor would refuse `a`.
+  int positive(int a) {
+    if (a < 0) return -1;
+    if (facts(a).range.lo >= 1) return a;
+    int s = add(Op::kSquare, {a});
+    if (s >= 0) {
+      int t = add_scalar(Op::kAdd, s, 1);
+      if (t >= 0 && facts(t).range.lo >= 1) return t;
+    }
+    return add_scalar(Op::kAdd, add(Op::kTanh, {a}), 2);
+  }
+  // A value derived from `a` within [-1, 1].
+  int bounded(int a) {
+    if (a < 0) return -1;
+    return add(rng_.chance(0.5) ? Op::kTanh : Op::kSin, {a});
+  }
+
+  std::vector<int64_t> random_axes(int64_t rank, bool* all) {
+    *all = rank == 0 || rng_.chance(0.3);
+    std::vector<int64_t> axes;
+    if (*all) return axes;
+    for (int64_t i = 0; i < rank; ++i)
+      if (rng_.chance(0.5)) axes.push_back(rng_.chance(0.2) ? i - rank : i);
+    if (axes.empty()) axes.push_back(rng_.uniform(0, rank - 1));
+    if (rng_.chance(0.3)) std::reverse(axes.begin(), axes.end());
+    return axes;
+  }
+
+  // A shape of `size` elements in 0 to 4 dimensions, sometimes with a -1.
+  Shape reshape_target(int64_t size) {
+    Shape s;
+    if (size == 0) {
+      s = {0};
+      if (rng_.chance(0.5)) s.insert(s.begin() + rng_.uniform(0, 1), rng_.pick(kDims));
+      return s;
+    }
+    std::vector<int64_t> factors;
+    for (int64_t n = size, f = 2; n > 1;) {
+      if (n % f == 0)
+        factors.push_back(f), n /= f;
+      else
+        ++f;
+    }
+    const int64_t dims = rng_.uniform(size == 1 ? 0 : 1, 4);
+    s.assign(static_cast<size_t>(dims), 1);
+    for (int64_t f : factors)
+      s[static_cast<size_t>(rng_.uniform(0, std::max<int64_t>(dims - 1, 0)))] *= f;
+    if (dims > 0 && rng_.chance(0.2)) s[static_cast<size_t>(rng_.uniform(0, dims - 1))] = -1;
+    return s;
+  }
+
+  // ---- Operations ----
+
+  int step() {
+    enum Category {
+      kMath,
+      kUnary,
+      kArith,
+      kScalar,
+      kBits,
+      kCompare,
+      kWhere,
+      kReduce,
+      kLayout,
+      kMatmul,
+      kCast,
+      kSource,
+      kRepeat,
+      kRandom
+    };
+    static const std::vector<int> kWeights = {18, 8, 22, 10, 5, 5, 6, 12, 14, 4, 6, 2, 2, 2};
+    switch (static_cast<Category>(rng_.weighted(kWeights))) {
+      case kMath: return math();
+      case kUnary: {
+        static const std::vector<Op> kOps = {Op::kNeg, Op::kAbs, Op::kSign, Op::kSquare,
+                                             Op::kStopGradient};
+        return add(rng_.pick(kOps), {pick_any()});
+      }
+      case kArith: return arith();
+      case kScalar: return scalar_op();
+      case kBits: {
+        static const std::vector<Op> kOps = {Op::kAnd, Op::kOr, Op::kXor, Op::kShl, Op::kShr};
+        int a = pick_kind({0, 1});
+        if (a < 0) return -1;
+        return add(rng_.pick(kOps), {a, partner(a)});
+      }
+      case kCompare: {
+        int a = pick_any();
+        return add(compare_op(), {a, partner(a)});
+      }
+      case kWhere: return where();
+      case kReduce: return reduce();
+      case kLayout: return layout();
+      case kMatmul: return matmul();
+      case kCast: {
+        int a = pick_any();
+        Node n;
+        n.args = {a};
+        if (rng_.chance(0.85)) {
+          n.op = Op::kAsType;
+          static const std::vector<DType> kAll = {DType::f32, DType::f64, DType::i32, DType::u32,
+                                                  DType::bool_};
+          n.dtype = rng_.pick(kAll);
+        } else {
+          n.op = Op::kBitcast;
+          static const std::vector<DType> k32 = {DType::f32, DType::i32, DType::u32};
+          n.dtype = rng_.pick(k32);
+        }
+        return add(std::move(n));
+      }
+      case kSource: return source();
+      case kRandom: return random();
+      case kRepeat: {  // an operation computed twice: common subexpressions for CSE to merge
+        int a = pick([](const Facts&) { return true; });
+        if (a < 0 || program_.nodes[static_cast<size_t>(a)].op == Op::kInput) return -1;
+        return add(Node(program_.nodes[static_cast<size_t>(a)]));
+      }
+    }
+    return -1;
+  }
+
+  Op compare_op() {
+    static const std::vector<Op> kOps = {Op::kEq, Op::kNe, Op::kLt, Op::kLe, Op::kGt, Op::kGe};
+    return rng_.pick(kOps);
+  }
+
+  int math() {
+    static const std::vector<Op> kOps = {Op::kExp, Op::kLog,  Op::kLog1p, Op::kSin,
+                                         Op::kCos, Op::kTanh, Op::kSqrt};
+    Op op = rng_.pick(kOps);
+    int a = rng_.chance(0.85) ? pick_kind({2}) : pick_any();
+    if (a < 0) return -1;
+    int r = add(op, {a});
+    if (r >= 0) return r;
+    bool needs_positive = op == Op::kLog || op == Op::kLog1p || op == Op::kSqrt;
+    return add(op, {needs_positive ? positive(a) : bounded(a)});
+  }
+
+  int arith() {
+    static const std::vector<Op> kOps = {Op::kAdd, Op::kSub,     Op::kMul,    Op::kDiv,
+                                         Op::kPow, Op::kMaximum, Op::kMinimum};
+    Op op = rng_.pick(kOps);
+    int a = rng_.chance(0.8) ? pick_kind({2}) : pick_kind({1, 2});
+    if (a < 0) return -1;
+    int b = partner(a);
+    int r = add(op, {a, b});
+    if (r >= 0 || b < 0) return r;
+    if (op == Op::kDiv) return add(op, {a, positive(b)});
+    if (op == Op::kPow) return add(op, {positive(a), bounded(b)});
+    if (op == Op::kAdd || op == Op::kSub || op == Op::kMul)
+      return add(op, {bounded(a), bounded(b)});
+    return -1;
+  }
+
+  int scalar_op() {
+    int a = pick_any();
+    if (a < 0) return -1;
+    const Facts f = facts(a);
+    Op op;
+    double c;
+    if (f.dtype == DType::bool_) {
+      static const std::vector<Op> kOps = {Op::kAnd, Op::kOr, Op::kXor, Op::kEq, Op::kNe};
+      op = rng_.pick(kOps);
+      c = static_cast<double>(rng_.uniform(0, 1));
+    } else if (is_float(f.dtype)) {
+      static const std::vector<Op> kOps = {Op::kAdd,     Op::kSub,     Op::kMul, Op::kDiv, Op::kPow,
+                                           Op::kMaximum, Op::kMinimum, Op::kLt,  Op::kGe};
+      op = rng_.pick(kOps);
+      c = rng_.pick(kFloatScalars);
+      if (op == Op::kPow) c = rng_.chance(0.5) ? 2 : 0.5;
+    } else {
+      static const std::vector<Op> kOps = {Op::kAdd, Op::kSub, Op::kMul, Op::kDiv, Op::kMaximum,
+                                           Op::kShr, Op::kAnd, Op::kGt,  Op::kEq};
+      op = rng_.pick(kOps);
+      c = rng_.pick(kIntScalars);
+    }
+    int r = add_scalar(op, a, c, rng_.chance(0.3));
+    if (r >= 0) return r;
+    return add_scalar(op, op == Op::kPow ? positive(a) : a, c, false);
+  }
+
+  int where() {
+    int c = pick_kind({0});
+    if (c < 0 || rng_.chance(0.3)) {
+      int x = pick_any();
+      c = add(compare_op(), {x, partner(x)});
+    }
+    int a = pick_any();
+    if (a < 0 || c < 0) return -1;
+    return add(Op::kWhere, {c, a, partner(a)});
+  }
+
+  int reduce() {
+    static const std::vector<Op> kOps = {Op::kSum, Op::kSum, Op::kMean, Op::kMax};
+    Node n;
+    n.op = rng_.pick(kOps);
+    int a = pick_any();
+    if (a < 0) return -1;
+    n.args = {a};
+    n.axes = random_axes(static_cast<int64_t>(facts(a).shape.size()), &n.all_axes);
+    return add(std::move(n));
+  }
+
+  int layout() {
+    int a = pick_any();
+    if (a < 0) return -1;
+    const Facts f = facts(a);
+    const int64_t rank = static_cast<int64_t>(f.shape.size());
+    Node n;
+    n.args = {a};
+    switch (rng_.uniform(0, 5)) {
+      case 0:
+        n.op = Op::kReshape;
+        n.shape = reshape_target(tj::shape_size(f.shape));
+        break;
+      case 1: {
+        n.op = Op::kBroadcastTo;
+        n.shape = f.shape;
+        for (int64_t& d : n.shape)
+          if (d == 1 && rng_.chance(0.5)) d = rng_.pick(kDims);
+        for (int64_t k = rng_.uniform(0, 2); k > 0 && n.shape.size() < 4; --k)
+          n.shape.insert(n.shape.begin(), rng_.pick(kDims));
+        break;
+      }
+      case 2: {
+        n.op = Op::kTranspose;
+        for (int64_t i = 0; i < rank; ++i) n.axes.push_back(i);
+        for (int64_t i = rank - 1; i > 0; --i)
+          std::swap(n.axes[static_cast<size_t>(i)],
+                    n.axes[static_cast<size_t>(rng_.uniform(0, i))]);
+        for (int64_t& x : n.axes)
+          if (rng_.chance(0.2)) x -= rank;
+        break;
+      }
+      case 3:
+        n.op = Op::kSlice;
+        for (int64_t d : f.shape) {
+          int64_t s = rng_.uniform(0, d);
+          n.axes.push_back(s);
+          n.limits.push_back(rng_.uniform(s, d));
+        }
+        break;
+      case 4:
+        if (rank == 0 || f.shape[0] == 0) return -1;
+        n.op = Op::kIndex;
+        n.index = rng_.uniform(-f.shape[0], f.shape[0] - 1);
+        break;
+      default: return concatenate(a);
+    }
+    return add(std::move(n));
+  }
+
+  // a with one or two more operands that agree with it except along the axis: a itself, an
+  // existing value, or a new input.
+  int concatenate(int a) {
+    const Facts f = facts(a);
+    const int64_t rank = static_cast<int64_t>(f.shape.size());
+    if (rank == 0) return -1;
+    Node n;
+    n.op = Op::kConcatenate;
+    const int64_t axis = rng_.uniform(0, rank - 1);
+    n.index = rng_.chance(0.2) ? axis - rank : axis;
+    n.args = {a};
+    for (int64_t k = rng_.uniform(1, 2); k > 0; --k) {
+      int b = -1;
+      switch (rng_.uniform(0, 2)) {
+        case 0: b = a; break;
+        case 1:
+          b = pick([&](const Facts& g) {
+            if (g.dtype != f.dtype || g.shape.size() != f.shape.size()) return false;
+            for (int64_t i = 0; i < rank; ++i)
+              if (i != axis && g.shape[static_cast<size_t>(i)] != f.shape[static_cast<size_t>(i)])
+                return false;
+            return true;
+          });
+          break;
+        default: break;
+      }
+      if (b < 0) {
+        Shape s = f.shape;
+        s[static_cast<size_t>(axis)] = rng_.uniform(0, 4);
+        b = new_input(float_if(f.dtype), s, random_range(float_if(f.dtype)));
+      }
+      n.args.push_back(b);
+    }
+    return add(std::move(n));
+  }
+
+  int matmul() {
+    int a = pick([](const Facts& f) {
+      return f.dtype != DType::bool_ && (f.shape.size() == 1 || f.shape.size() == 2);
+    });
+    if (a < 0) return -1;
+    const Facts f = facts(a);
+    const int64_t k = f.shape.back();
+    int b = pick([&](const Facts& g) {
+      return dtype_kind(g.dtype) == dtype_kind(f.dtype) &&
+             (g.shape.size() == 1 || g.shape.size() == 2) && g.shape[0] == k;
+    });
+    if (b < 0 || rng_.chance(0.4)) {
+      Shape s = {k};
+      if (rng_.chance(0.7)) s.push_back(rng_.pick(kDims));
+      DType d = float_if(f.dtype);
+      b = new_input(d, s, random_range(d));
+    }
+    int r = add(Op::kMatmul, {a, b});
+    if (r >= 0) return r;
+    return add(Op::kMatmul, {bounded(a), bounded(b)});  // products and sums stay in range
+  }
+
+  // A draw from tj::random with a key that is an input or derived from one.
+  int random() {
+    int key = pick([](const Facts& f) { return f.dtype == DType::u32 && f.shape == Shape{2}; });
+    if (key < 0 || rng_.chance(0.3)) key = new_input(DType::u32, {2}, full_range(DType::u32));
+    static const std::vector<Op> kOps = {Op::kRandomBits, Op::kUniform, Op::kUniform,
+                                         Op::kNormal,     Op::kSplit,   Op::kFoldIn};
+    Node n;
+    n.op = rng_.pick(kOps);
+    n.args = {key};
+    n.shape = variant_of(base_);
+    n.dtype = rng_.chance(0.7) ? float_ : DType::f64;
+    n.index = n.op == Op::kSplit
+                  ? rng_.uniform(-kSplitCount, kSplitCount - 1)
+                  : rng_.uniform(0, static_cast<int64_t>(std::size(kUniformBounds)) - 1);
+    if (n.op == Op::kFoldIn) n.scalar = static_cast<double>(rng_.uniform(0, 4294967295));
+    return add(std::move(n));
+  }
+
+  int source() {
+    Node n;
+    static const std::vector<DType> kAll = {DType::f32, DType::f64, DType::i32, DType::u32,
+                                            DType::bool_};
+    switch (rng_.uniform(0, 2)) {
+      case 0:
+        n.op = Op::kArange;
+        n.index = rng_.uniform(0, 10);
+        n.dtype = rng_.pick(kAll);
+        break;
+      case 1: {
+        n.op = Op::kFull;
+        n.dtype = rng_.pick(kAll);
+        n.shape = variant_of(base_);
+        double v = n.dtype == DType::bool_ ? static_cast<double>(rng_.uniform(0, 1))
+                   : is_float(n.dtype)     ? rng_.pick(kFloatScalars)
+                                           : std::abs(rng_.pick(kIntScalars));
+        n.value = Array(v);
+        break;
+      }
+      default: {
+        n.op = Op::kConst;
+        DType d = random_dtype();
+        Interval r = random_range(d);
+        n.value = draw_array(d, variant_of(base_), r, false, false);
+        n.facts = Facts{d, n.value.shape(), false, r, true, false};
+        break;
+      }
+    }
+    return add(std::move(n));
+  }
+
+  // Outputs: the sinks of the DAG (values nothing else uses), sometimes another value too;
+  // each goes to the result's vector or map.
+  void choose_outputs() {
+    std::vector<bool> used(program_.nodes.size(), false);
+    for (const Node& n : program_.nodes)
+      for (int a : n.args) used[static_cast<size_t>(a)] = true;
+    std::vector<int> outs;
+    for (int i = size() - 1; i >= 0 && static_cast<int>(outs.size()) < kMaxOutputs; --i)
+      if (!used[static_cast<size_t>(i)] && program_.nodes[static_cast<size_t>(i)].op != Op::kInput)
+        outs.push_back(i);
+    if (outs.empty() || rng_.chance(0.2))
+      outs.push_back(static_cast<int>(rng_.uniform(0, size() - 1)));
+    std::sort(outs.begin(), outs.end());
+    outs.erase(std::unique(outs.begin(), outs.end()), outs.end());
+    if (rng_.chance(0.1)) outs.push_back(outs[0]);  // one value as two outputs
+    int key = 0;
+    for (int o : outs) {
+      program_.outputs.push_back(o);
+      Slot s;
+      if (rng_.chance(0.4)) s.key = absl::StrCat("o", key++);
+      program_.out_slots.push_back(s);
+    }
+  }
+
+  Rng& rng_;
+  GenOptions options_;
+  SeededRng values_;  // input values: not drawn from rng_, so a fuzzer's bytes shape programs only
+  Program program_;
+  DType float_ = DType::f32;
+  Shape base_;
+  int next_key_ = 0;
+};
+
+}  // namespace
+
+Program generate(Rng& rng, const GenOptions& options, uint64_t id) {
+  return Generator(rng, options, id).run();
+}
+
+}  // namespace difftest

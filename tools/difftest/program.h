@@ -1,0 +1,173 @@
+#pragma once
+// A generated program: a small DAG of public tracejit operations over typed values, with the
+// static facts the generator tracks for every value (type, value range, whether compiled code
+// must reproduce it bit for bit, whether it moves when finite differences perturb the inputs).
+// The same description is run eagerly, under jit, under grad (evaluator.h), shrunk (shrink.h)
+// and printed as a C++ listing.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tracejit/tracejit.h"
+
+namespace difftest {
+
+namespace tj = tracejit;
+using tj::Array;
+using tj::DType;
+using tj::Shape;
+
+/// The public operations a program is built from. Binary operations may take one operand as
+/// a C++ scalar (Node::scalar), which exercises JAX's weak typing.
+enum class Op : uint8_t {
+  // Sources.
+  kInput,
+  kConst,
+  kArange,
+  kFull,
+  // Elementwise unary.
+  kNeg,
+  kExp,
+  kLog,
+  kLog1p,
+  kSin,
+  kCos,
+  kTanh,
+  kSqrt,
+  kAbs,
+  kSign,
+  kSquare,
+  kStopGradient,
+  // Elementwise binary, NumPy broadcasting.
+  kAdd,
+  kSub,
+  kMul,
+  kDiv,
+  kPow,
+  kMaximum,
+  kMinimum,
+  kAnd,
+  kOr,
+  kXor,
+  kShl,
+  kShr,
+  kEq,
+  kNe,
+  kLt,
+  kLe,
+  kGt,
+  kGe,
+  kWhere,
+  // Reductions over Node::axes (all axes when Node::all_axes).
+  kSum,
+  kMean,
+  kMax,
+  // Layout.
+  kReshape,
+  kBroadcastTo,
+  kTranspose,
+  kSlice,
+  kIndex,
+  kConcatenate,
+  kMatmul,
+  // Types.
+  kAsType,
+  kBitcast,
+  // tj::random, from a u32[2] key operand.
+  kRandomBits,
+  kUniform,
+  kNormal,
+  kSplit,
+  kFoldIn,
+};
+const char* op_name(Op op);
+bool is_binary(Op op);   // kAdd .. kGe: two operands, or one and a scalar
+bool is_compare(Op op);  // kEq .. kGe
+
+/// Values have at most this many elements: large enough for kernels split across threads,
+/// small enough that eager evaluation and error bounds stay quick.
+inline constexpr int64_t kMaxElements = int64_t{1} << 18;
+
+/// A closed range of real values; bool values are [0, 1].
+struct Interval {
+  double lo = 0, hi = 0;
+  bool contains(double x) const { return lo <= x && x <= hi; }
+  double max_abs() const;
+};
+
+/// Every value of dtype `d` (floats: everything, infinities included).
+Interval full_range(DType d);
+/// 0 for bool, 1 for integers, 2 for floats: operands of one operation share a kind.
+int dtype_kind(DType d);
+
+/// What the generator knows statically about a value.
+struct Facts {
+  DType dtype = DType::f32;
+  Shape shape;
+  bool weak = false;     // JAX's weak type (a C++ scalar, or computed from weak values only)
+  Interval range;        // every element lies in it, for every input the program may be run on
+  bool exact = true;     // compiled code must give the eager value bit for bit (see rules.cpp)
+  bool varies = false;   // depends on a differentiated input (perturbed by finite differences)
+  bool special = false;  // may hold NaN, infinities (range is then everything), -0.0, subnormals
+};
+
+/// Where an input leaf sits in the arguments, or an output leaf in the result:
+/// arg 0 is std::tuple<std::vector<Array>, std::map<std::string, Array>> (the differentiated,
+/// float leaves), arg 1 is std::vector<Array>; the result is
+/// std::pair<std::vector<Array>, std::map<std::string, Array>>. An empty key means the vector.
+struct Slot {
+  int arg = 0;
+  std::string key;
+};
+
+struct Node {
+  Op op = Op::kInput;
+  std::vector<int> args;  // earlier nodes
+  // Parameters; each op reads the ones it needs.
+  std::optional<double> scalar;  // binary ops: the second operand is this C++ scalar...
+  bool scalar_first = false;     // ...or the first
+  std::vector<int64_t> axes;     // reductions, transpose permutation, slice starts
+  std::vector<int64_t> limits;   // slice limits
+  bool all_axes = false;         // reductions without axes
+  Shape shape;                   // reshape, broadcast_to, full
+  int64_t index = 0;             // kIndex, kSplit: the row; kConcatenate: the axis;
+                                 // kArange: the count; kUniform: the bounds (kUniformBounds)
+  DType dtype = DType::f32;      // kAsType, kBitcast, kArange, kFull
+  Array value;                   // kInput and kConst: the concrete value; kFull: a 0-d value
+  Slot slot;                     // kInput: where the leaf sits
+  Facts facts;
+};
+
+/// kUniform's [minval, maxval), by Node::index.
+inline constexpr double kUniformBounds[][2] = {{0, 1}, {-2, 2}, {0.5, 4}};
+/// kSplit splits a key into this many.
+inline constexpr int kSplitCount = 3;
+
+struct Program {
+  std::vector<Node> nodes;
+  std::vector<int> outputs;  // node indices, in the order of out_slots
+  std::vector<Slot> out_slots;
+  bool smooth = false;             // every differentiated path is smooth: finite differences apply
+  bool threefry_original = false;  // run under set_threefry_partitionable(false)
+  uint64_t id = 0;                 // the program's number in the run, for messages
+
+  /// Number of operations (nodes that are not inputs).
+  int num_ops() const;
+  /// A C++-like listing: inputs with their ranges and values (abridged), one line per node.
+  std::string listing() const;
+};
+
+/// The rules of rules.cpp: the facts of `n` applied to its operands' facts, or nullopt when
+/// the operation does not apply (types, shapes, a value range leaving the op's domain, a kink
+/// on a differentiated path of a smooth program). Special operands (NaN, infinities) are
+/// accepted by every well-typed operation. Used by the generator and the shrinker.
+std::optional<Facts> infer(const Program& p, const Node& n);
+
+/// Rechecks every node of `p` with infer and refreshes its facts; false if any no longer holds.
+bool recheck(Program& p);
+
+/// Removes nodes that no output depends on (inputs included) and renumbers the rest.
+void prune(Program& p);
+
+}  // namespace difftest

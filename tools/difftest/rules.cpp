@@ -1,0 +1,650 @@
+// The static rules of generated programs: for each operation, the type of its result (JAX's
+// promotion of weak C++ scalars included), a range holding every value it can take, and
+// whether it applies at all. The ranges are what keep programs inside their domains without
+// filtering after the fact: inputs are drawn inside their declared ranges (shrunk by a margin
+// that covers finite-difference steps), so every value any check computes lies inside the
+// range derived here.
+//
+// `exact`: the compiled code must reproduce the eager value bit for bit. It holds unless the
+// value passed through an operation whose compiled form legitimately differs from the eager
+// one (f32 exp/log/log1p/tanh are vectorized polynomials, float sums may be reassociated, pow
+// may be rewritten by LLVM); comparisons, sign, and float-to-integer casts and bitcasts take
+// exact operands only, since a last-bit difference could flip them.
+//
+// `varies`: the value moves when finite differences perturb the differentiated inputs. In a
+// smooth program no varying value meets a kink (abs or sign at 0, a tie of maximum/minimum or
+// of a reduce-max, a comparison, a cast to an integer) or stop_gradient (whose derivative is 0
+// by definition while the value still moves).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "program.h"
+
+namespace difftest {
+namespace {
+
+// Float values stay within this magnitude: products and sums of them stay far from overflow,
+// and the error bounds of the checks stay meaningful.
+constexpr double kMaxAbs = 1e6;
+// Distance kept from a singularity: log/sqrt at 0, log1p at -1, a divisor at 0, pow's base at 0.
+// It bounds derivatives (and so cotangents) by a few powers of 1/kDomainMargin.
+constexpr double kDomainMargin = 0.05;
+// pow's exponent stays within this magnitude.
+constexpr double kMaxPowExponent = 4;
+
+}  // namespace
+
+int dtype_kind(DType d) { return d == DType::bool_ ? 0 : tj::is_integer(d) ? 1 : 2; }
+
+Interval full_range(DType d) {
+  switch (d) {
+    case DType::bool_: return {0, 1};
+    case DType::i32: return {-2147483648.0, 2147483647.0};
+    case DType::u32: return {0, 4294967295.0};
+    case DType::f32:
+    case DType::f64: break;
+  }
+  return {-std::numeric_limits<double>::infinity(), std::numeric_limits<double>::infinity()};
+}
+
+namespace {
+
+// Integer arithmetic wraps: a range that leaves the dtype becomes the whole dtype.
+Interval fit_int(Interval r, DType d) {
+  Interval full = full_range(d);
+  if (r.lo < full.lo || r.hi > full.hi || std::isnan(r.lo) || std::isnan(r.hi)) return full;
+  return r;
+}
+
+bool float_ok(Interval r) {
+  return std::isfinite(r.lo) && std::isfinite(r.hi) && r.max_abs() <= kMaxAbs;
+}
+
+// Finishes a numeric result: integers wrap, floats must stay within kMaxAbs.
+std::optional<Interval> finish(Interval r, DType d) {
+  if (d == DType::bool_) return Interval{0, 1};
+  if (!is_float(d)) return fit_int(r, d);
+  if (!float_ok(r)) return std::nullopt;
+  return r;
+}
+
+Interval hull(std::initializer_list<double> xs) { return {std::min(xs), std::max(xs)}; }
+Interval mul(Interval a, Interval b) {
+  return hull({a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi});
+}
+Interval join(Interval a, Interval b) { return {std::min(a.lo, b.lo), std::max(a.hi, b.hi)}; }
+bool excludes(Interval r, double lo, double hi) { return r.hi < lo || r.lo > hi; }
+// Strictly apart, with a gap that rounding cannot close.
+bool disjoint(Interval a, Interval b) {
+  double gap = 1e-6 * (1 + std::max(a.max_abs(), b.max_abs()));
+  return a.hi + gap < b.lo || b.hi + gap < a.lo;
+}
+
+// The dtype of a binary operation under JAX's weak typing (API.md): operands of one kind;
+// two strong operands must agree, a weak one takes the strong one's dtype.
+std::optional<Facts> combine(const Facts& a, const Facts& b) {
+  if (dtype_kind(a.dtype) != dtype_kind(b.dtype)) return std::nullopt;
+  Facts f = a;  // the caller sets the shape and range
+  if (a.weak == b.weak) {
+    if (a.dtype != b.dtype) return std::nullopt;
+    f.dtype = a.dtype;
+  } else {
+    f.dtype = a.weak ? b.dtype : a.dtype;
+  }
+  f.weak = a.weak && b.weak;
+  f.exact = a.exact && b.exact;
+  f.varies = a.varies || b.varies;
+  return f;
+}
+
+std::optional<Shape> broadcast(const Shape& a, const Shape& b) {
+  Shape out(std::max(a.size(), b.size()), 1);
+  for (size_t i = 0; i < out.size(); ++i) {
+    int64_t x = i < out.size() - a.size() ? 1 : a[i - (out.size() - a.size())];
+    int64_t y = i < out.size() - b.size() ? 1 : b[i - (out.size() - b.size())];
+    if (x != y && x != 1 && y != 1) return std::nullopt;
+    out[i] = x == 1 ? y : x;
+  }
+  return out;
+}
+
+// A range converted to the dtype a weak operand is promoted to (the same kind): integers
+// wrap between i32 and u32, floats keep their values.
+Interval converted(Interval r, DType from, DType to) {
+  if (from == to || is_float(to)) return r;
+  return fit_int(r, to);
+}
+
+// A C++ scalar operand: weakly typed, so it takes the array's dtype (an int literal meeting a
+// u32 array wraps around).
+Facts scalar_facts(const Facts& array, double c) {
+  Facts f;
+  f.dtype = array.dtype;
+  f.weak = true;
+  if (array.dtype == DType::u32 && c < 0) c += 4294967296.0;
+  f.range = {c, c};
+  return f;
+}
+
+std::optional<std::vector<int64_t>> reduce_axes(const Node& n, const Facts& a) {
+  const int64_t rank = static_cast<int64_t>(a.shape.size());
+  std::vector<int64_t> axes;
+  if (n.all_axes) {
+    for (int64_t i = 0; i < rank; ++i) axes.push_back(i);
+    return axes;
+  }
+  for (int64_t x : n.axes) {
+    int64_t y = x < 0 ? x + rank : x;
+    if (y < 0 || y >= rank || std::count(axes.begin(), axes.end(), y)) return std::nullopt;
+    axes.push_back(y);
+  }
+  return axes;
+}
+
+int64_t count_over(const Shape& s, const std::vector<int64_t>& axes) {
+  int64_t c = 1;
+  for (int64_t a : axes) c *= s[static_cast<size_t>(a)];
+  return c;
+}
+
+Shape drop_axes(const Shape& s, const std::vector<int64_t>& axes) {
+  Shape out;
+  for (size_t i = 0; i < s.size(); ++i)
+    if (!std::count(axes.begin(), axes.end(), static_cast<int64_t>(i))) out.push_back(s[i]);
+  return out;
+}
+
+// Elementwise unary maths (tj::exp and friends promote integers and bools to f32).
+std::optional<Facts> unary_math(Op op, const Facts& a) {
+  Facts f = a;
+  if (!is_float(a.dtype)) f.dtype = DType::f32;
+  const Interval r = a.range;
+  bool poly = false;  // f32 exp/log/log1p/tanh: vectorized polynomials in compiled code
+  switch (op) {
+    case Op::kExp:
+      if (r.hi > std::log(kMaxAbs)) return std::nullopt;
+      f.range = {std::exp(r.lo), std::exp(r.hi)};
+      poly = true;
+      break;
+    case Op::kLog:
+      if (r.lo < kDomainMargin) return std::nullopt;
+      f.range = {std::log(r.lo), std::log(r.hi)};
+      poly = true;
+      break;
+    case Op::kLog1p:
+      if (r.lo < -1 + kDomainMargin) return std::nullopt;
+      f.range = {std::log1p(r.lo), std::log1p(r.hi)};
+      poly = true;
+      break;
+    case Op::kTanh:
+      f.range = {std::tanh(r.lo), std::tanh(r.hi)};
+      poly = true;
+      break;
+    case Op::kSin: case Op::kCos:
+      if (!std::isfinite(r.lo) || !std::isfinite(r.hi)) return std::nullopt;
+      f.range = {-1, 1};
+      break;
+    case Op::kSqrt:
+      if (r.lo < kDomainMargin) return std::nullopt;
+      f.range = {std::sqrt(r.lo), std::sqrt(r.hi)};
+      break;
+    default: return std::nullopt;
+  }
+  if (poly && f.dtype == DType::f32) f.exact = false;
+  return f;
+}
+
+std::optional<Facts> binary(const Program& p, Op op, Facts a, Facts b) {
+  std::optional<Facts> f = combine(a, b);
+  if (!f) return std::nullopt;
+  std::optional<Shape> shape = broadcast(a.shape, b.shape);
+  if (!shape) return std::nullopt;
+  f->shape = *shape;
+  const DType d = f->dtype;
+  a.range = converted(a.range, a.dtype, d);
+  b.range = converted(b.range, b.dtype, d);
+  const bool kink_guard = p.smooth && f->varies;
+  std::optional<Interval> r;
+  switch (op) {
+    case Op::kAdd:
+      if (d == DType::bool_) return std::nullopt;
+      r = finish({a.range.lo + b.range.lo, a.range.hi + b.range.hi}, d);
+      break;
+    case Op::kSub:
+      if (d == DType::bool_) return std::nullopt;
+      r = finish({a.range.lo - b.range.hi, a.range.hi - b.range.lo}, d);
+      break;
+    case Op::kMul:
+      if (d == DType::bool_) return std::nullopt;
+      r = finish(mul(a.range, b.range), d);
+      break;
+    case Op::kDiv:
+      if (d == DType::bool_) return std::nullopt;
+      if (is_float(d)) {
+        if (!excludes(b.range, -kDomainMargin, kDomainMargin)) return std::nullopt;
+        r = finish(mul(a.range, {1 / b.range.hi, 1 / b.range.lo}), d);
+      } else {
+        // XLA's rules: x / 0 is all ones bits (-1 or UINT_MAX); |x / y| <= |x| otherwise.
+        double m = a.range.max_abs();
+        Interval q = d == DType::u32 ? Interval{0, a.range.hi} : Interval{-m, m};
+        if (b.range.contains(0))
+          q = join(q, d == DType::u32 ? Interval{4294967295.0, 4294967295.0} : Interval{-1, -1});
+        r = fit_int(q, d);
+      }
+      break;
+    case Op::kPow: {
+      if (!is_float(d) && d != DType::i32 && d != DType::u32) return std::nullopt;
+      if (a.range.lo < kDomainMargin || b.range.max_abs() > kMaxPowExponent) return std::nullopt;
+      // a^b = exp(b log a) is monotone in each operand for a > 0: the extremes are at corners.
+      Interval e = mul(b.range, {std::log(a.range.lo), std::log(a.range.hi)});
+      if (e.hi > std::log(kMaxAbs)) return std::nullopt;
+      r = Interval{std::exp(e.lo), std::exp(e.hi)};
+      if (!is_float(d)) f->dtype = DType::f32;  // tj::pow converts integers to f32
+      f->exact = false;  // LLVM may rewrite pow(x, 2) as x * x: within 1 ulp of libm's pow
+      break;
+    }
+    case Op::kMaximum: case Op::kMinimum:
+      if (kink_guard && !disjoint(a.range, b.range)) return std::nullopt;
+      r = op == Op::kMaximum
+              ? Interval{std::max(a.range.lo, b.range.lo), std::max(a.range.hi, b.range.hi)}
+              : Interval{std::min(a.range.lo, b.range.lo), std::min(a.range.hi, b.range.hi)};
+      break;
+    case Op::kAnd: case Op::kOr: case Op::kXor:
+      if (is_float(d)) return std::nullopt;
+      r = full_range(d);
+      if (a.range.lo >= 0 && b.range.lo >= 0) {  // non-negative: below the next power of two
+        double top = std::exp2(std::ceil(std::log2(std::max(a.range.hi, b.range.hi) + 1)));
+        r = Interval{0, std::min(top - 1, full_range(d).hi)};
+      }
+      break;
+    case Op::kShl: case Op::kShr:
+      if (!tj::is_integer(d)) return std::nullopt;
+      // Left shifts wrap; right shifts move toward 0 (toward -1 for a negative i32).
+      r = op == Op::kShl ? full_range(d)
+                         : fit_int({std::min(a.range.lo, 0.0), std::max(a.range.hi, 0.0)}, d);
+      break;
+    case Op::kEq: case Op::kNe: case Op::kLt: case Op::kLe: case Op::kGt: case Op::kGe:
+      if (is_float(d) && !f->exact) return std::nullopt;
+      if (kink_guard && !disjoint(a.range, b.range)) return std::nullopt;
+      f->dtype = DType::bool_;
+      f->weak = false;
+      r = Interval{0, 1};
+      break;
+    default: return std::nullopt;
+  }
+  if (!r) return std::nullopt;
+  f->range = *r;
+  return f;
+}
+
+std::optional<Facts> cast(const Program& p, const Facts& a, DType to) {
+  Facts f = a;
+  f.dtype = to;
+  f.weak = false;
+  if (is_float(a.dtype) && !is_float(to)) {
+    if (!a.exact || (p.smooth && a.varies)) return std::nullopt;
+    f.varies = false;
+    if (to == DType::bool_) {
+      f.range = {0, 1};
+    } else {  // saturating, as fptosi.sat
+      Interval full = full_range(to);
+      f.range = {std::clamp(std::trunc(a.range.lo), full.lo, full.hi),
+                 std::clamp(std::trunc(a.range.hi), full.lo, full.hi)};
+    }
+    return f;
+  }
+  if (to == DType::bool_)
+    f.range = {0, 1};
+  else if (!is_float(to))
+    f.range = fit_int(a.range, to);
+  return f;
+}
+
+std::optional<Facts> bitcast(const Program& p, const Facts& a, DType to) {
+  auto ok = [](DType d) { return d == DType::f32 || d == DType::i32 || d == DType::u32; };
+  if (!ok(a.dtype) || !ok(to)) return std::nullopt;
+  Facts f = a;
+  f.dtype = to;
+  f.weak = false;
+  if (is_float(a.dtype)) {
+    if (to == DType::f32 || !a.exact || (p.smooth && a.varies)) return std::nullopt;
+    f.varies = false;
+    f.range = full_range(to);
+  } else if (to == DType::f32) {
+    // Only bit patterns of finite non-negative floats (subnormals included): no NaN or inf
+    // enters the program. The result may exceed kMaxAbs; later ops that need less refuse it.
+    if (a.range.lo < 0 || a.range.hi > 0x7F7FFFFF) return std::nullopt;
+    f.range = {0, std::numeric_limits<float>::max()};
+  } else {
+    f.range = fit_int(a.range, to);
+  }
+  return f;
+}
+
+// The rules proper, on the operands' facts.
+std::optional<Facts> rule(const Program& p, const Node& n, const std::vector<const Facts*>& in);
+
+}  // namespace
+
+double Interval::max_abs() const { return std::max(std::fabs(lo), std::fabs(hi)); }
+
+std::optional<Facts> infer(const Program& p, const Node& n) {
+  std::vector<const Facts*> in;
+  bool special = false;
+  for (int a : n.args) {
+    if (a < 0 || a >= static_cast<int>(p.nodes.size())) return std::nullopt;
+    in.push_back(&p.nodes[static_cast<size_t>(a)].facts);
+    special = special || in.back()->special;
+  }
+  std::optional<Facts> f;
+  if (!special) {
+    f = rule(p, n, in);
+  } else {
+    // NaN and infinities are legal operands everywhere (IEEE arithmetic, and the library's
+    // rules for max, conversions and the rest): the operation needs only to be well typed,
+    // checked with a range that every domain accepts. Float results may be special too;
+    // integer results of a conversion may take any value.
+    std::vector<Facts> tame;
+    for (const Facts* x : in) {
+      tame.push_back(*x);
+      if (x->special) tame.back().range = {1, 2}, tame.back().special = false;
+    }
+    std::vector<const Facts*> tame_in;
+    for (const Facts& x : tame) tame_in.push_back(&x);
+    f = rule(p, n, tame_in);
+    if (f && f->dtype != DType::bool_) {
+      f->special = tj::is_float(f->dtype);
+      f->range = full_range(f->dtype);
+    }
+  }
+  if (f && tj::shape_size(f->shape) > kMaxElements) return std::nullopt;
+  return f;
+}
+
+namespace {
+
+std::optional<Facts> rule(const Program& p, const Node& n, const std::vector<const Facts*>& in) {
+  auto arity = [&](size_t k) { return in.size() == k; };
+  switch (n.op) {
+    case Op::kInput:
+    case Op::kConst: return n.facts;
+    case Op::kArange: {
+      if (!arity(0) || n.dtype == DType::bool_ || n.index < 0) return std::nullopt;
+      Facts f;
+      f.dtype = n.dtype;
+      f.shape = {n.index};
+      f.range = {0, static_cast<double>(std::max<int64_t>(n.index - 1, 0))};
+      return f;
+    }
+    case Op::kFull: {
+      if (!arity(0) || !n.value.valid()) return std::nullopt;
+      Facts f;
+      f.dtype = n.dtype;
+      f.shape = n.shape;
+      double v = n.value.item<double>();
+      f.range = {v, v};
+      return f;
+    }
+    case Op::kNeg: {
+      if (!arity(1) || in[0]->dtype == DType::bool_) return std::nullopt;
+      Facts f = *in[0];
+      f.range = {-in[0]->range.hi, -in[0]->range.lo};
+      if (!is_float(f.dtype))
+        f.range = fit_int(
+            f.dtype == DType::u32 && in[0]->range.hi > 0 ? full_range(f.dtype) : f.range, f.dtype);
+      return f;
+    }
+    case Op::kExp: case Op::kLog: case Op::kLog1p: case Op::kSin: case Op::kCos: case Op::kTanh:
+    case Op::kSqrt:
+      if (!arity(1)) return std::nullopt;
+      return unary_math(n.op, *in[0]);
+    case Op::kAbs:
+    case Op::kSign: {
+      if (!arity(1) || in[0]->dtype == DType::bool_) return std::nullopt;
+      Facts f = *in[0];
+      const Interval r = in[0]->range;
+      bool away_from_zero = r.lo > 0 || r.hi < 0;
+      if (p.smooth && f.varies && !away_from_zero) return std::nullopt;
+      if (n.op == Op::kSign) {
+        if (is_float(f.dtype) && !f.exact) return std::nullopt;
+        f.range = {r.lo < 0 ? -1.0 : r.lo > 0 ? 1.0 : 0.0, r.hi > 0 ? 1.0 : r.hi < 0 ? -1.0 : 0.0};
+        return f;
+      }
+      f.range = away_from_zero ? Interval{std::min(std::fabs(r.lo), std::fabs(r.hi)), r.max_abs()}
+                               : Interval{0, r.max_abs()};
+      if (!is_float(f.dtype)) f.range = fit_int(f.range, f.dtype);  // abs(INT_MIN) wraps
+      return f;
+    }
+    case Op::kSquare: {
+      if (!arity(1) || in[0]->dtype == DType::bool_) return std::nullopt;
+      Facts f = *in[0];
+      const Interval r = in[0]->range;
+      double lo = r.contains(0) ? 0 : std::min(r.lo * r.lo, r.hi * r.hi);
+      std::optional<Interval> sq = finish({lo, r.max_abs() * r.max_abs()}, f.dtype);
+      if (!sq) return std::nullopt;
+      f.range = *sq;
+      return f;
+    }
+    case Op::kStopGradient:
+      if (!arity(1) || (p.smooth && in[0]->varies)) return std::nullopt;
+      return *in[0];
+    case Op::kAdd: case Op::kSub: case Op::kMul: case Op::kDiv: case Op::kPow: case Op::kMaximum:
+    case Op::kMinimum: case Op::kAnd: case Op::kOr: case Op::kXor: case Op::kShl: case Op::kShr:
+    case Op::kEq: case Op::kNe: case Op::kLt: case Op::kLe: case Op::kGt:
+    case Op::kGe: {
+      if (n.scalar) {
+        if (!arity(1)) return std::nullopt;
+        Facts c = scalar_facts(*in[0], *n.scalar);
+        return n.scalar_first ? binary(p, n.op, c, *in[0]) : binary(p, n.op, *in[0], c);
+      }
+      if (!arity(2)) return std::nullopt;
+      return binary(p, n.op, *in[0], *in[1]);
+    }
+    case Op::kWhere: {
+      if (!arity(3)) return std::nullopt;
+      const Facts& c = *in[0];
+      if (is_float(c.dtype) && !c.exact) return std::nullopt;
+      if (p.smooth && c.varies) return std::nullopt;
+      std::optional<Facts> f = combine(*in[1], *in[2]);
+      if (!f) return std::nullopt;
+      std::optional<Shape> s = broadcast(in[1]->shape, in[2]->shape);
+      if (s) s = broadcast(*s, c.shape);
+      if (!s) return std::nullopt;
+      f->shape = *s;
+      f->range = join(converted(in[1]->range, in[1]->dtype, f->dtype),
+                      converted(in[2]->range, in[2]->dtype, f->dtype));
+      f->exact = f->exact && c.exact;
+      f->varies = f->varies || c.varies;
+      return f;
+    }
+    case Op::kSum: case Op::kMean:
+    case Op::kMax: {
+      if (!arity(1)) return std::nullopt;
+      const Facts& a = *in[0];
+      std::optional<std::vector<int64_t>> axes = reduce_axes(n, a);
+      if (!axes) return std::nullopt;
+      const int64_t count = count_over(a.shape, *axes);
+      Facts f = a;
+      f.shape = drop_axes(a.shape, *axes);
+      if (n.op == Op::kMax) {
+        if (count == 0 && !axes->empty()) return std::nullopt;       // no identity
+        if (p.smooth && a.varies && count > 1) return std::nullopt;  // ties are kinks
+        return f;
+      }
+      if (n.op == Op::kMean && count == 0) return std::nullopt;  // 0 / 0
+      if (a.dtype == DType::bool_) f.dtype = DType::i32, f.weak = false;
+      if (n.op == Op::kMean && !is_float(a.dtype)) f.dtype = DType::f32, f.weak = false;
+      const double c = static_cast<double>(count);
+      std::optional<Interval> sum = finish({c * a.range.lo, c * a.range.hi}, f.dtype);
+      if (!sum) return std::nullopt;
+      f.range = n.op == Op::kMean ? a.range : *sum;
+      if (is_float(f.dtype) && count > 2) f.exact = false;  // the order of the sum is unspecified
+      return f;
+    }
+    case Op::kReshape: {
+      if (!arity(1)) return std::nullopt;
+      Facts f = *in[0];
+      Shape s = n.shape;
+      int64_t known = 1, minus = 0;
+      for (int64_t d : s) {
+        if (d == -1)
+          ++minus;
+        else if (d < 0)
+          return std::nullopt;
+        else
+          known *= d;
+      }
+      const int64_t size = tj::shape_size(in[0]->shape);
+      if (minus > 1) return std::nullopt;
+      if (minus == 1) {
+        if (known == 0 || size % known != 0) return std::nullopt;
+        *std::find(s.begin(), s.end(), -1) = size / known;
+      } else if (known != size) {
+        return std::nullopt;
+      }
+      f.shape = s;
+      return f;
+    }
+    case Op::kBroadcastTo: {
+      if (!arity(1)) return std::nullopt;
+      std::optional<Shape> s = broadcast(in[0]->shape, n.shape);
+      if (!s || *s != n.shape) return std::nullopt;
+      Facts f = *in[0];
+      f.shape = n.shape;
+      return f;
+    }
+    case Op::kTranspose: {
+      if (!arity(1)) return std::nullopt;
+      const int64_t rank = static_cast<int64_t>(in[0]->shape.size());
+      if (static_cast<int64_t>(n.axes.size()) != rank) return std::nullopt;
+      Facts f = *in[0];
+      f.shape.clear();
+      std::vector<bool> seen(static_cast<size_t>(rank), false);
+      for (int64_t x : n.axes) {
+        int64_t y = x < 0 ? x + rank : x;
+        if (y < 0 || y >= rank || seen[static_cast<size_t>(y)]) return std::nullopt;
+        seen[static_cast<size_t>(y)] = true;
+        f.shape.push_back(in[0]->shape[static_cast<size_t>(y)]);
+      }
+      return f;
+    }
+    case Op::kSlice: {
+      if (!arity(1)) return std::nullopt;
+      const Shape& s = in[0]->shape;
+      if (n.axes.size() != s.size() || n.limits.size() != s.size()) return std::nullopt;
+      Facts f = *in[0];
+      for (size_t i = 0; i < s.size(); ++i) {
+        if (n.axes[i] < 0 || n.limits[i] < n.axes[i] || n.limits[i] > s[i]) return std::nullopt;
+        f.shape[i] = n.limits[i] - n.axes[i];
+      }
+      return f;
+    }
+    case Op::kIndex: {
+      if (!arity(1) || in[0]->shape.empty()) return std::nullopt;
+      const int64_t d0 = in[0]->shape[0];
+      if (n.index < -d0 || n.index >= d0) return std::nullopt;
+      Facts f = *in[0];
+      f.shape.erase(f.shape.begin());
+      return f;
+    }
+    case Op::kConcatenate: {
+      if (in.empty() || in[0]->shape.empty()) return std::nullopt;
+      const int64_t rank = static_cast<int64_t>(in[0]->shape.size());
+      const int64_t axis = n.index < 0 ? n.index + rank : n.index;
+      if (axis < 0 || axis >= rank) return std::nullopt;
+      // concatenate promotes all operands to one dtype, as a binary operation does.
+      Facts f = *in[0];
+      f.shape[static_cast<size_t>(axis)] = 0;
+      for (const Facts* x : in) {
+        if (static_cast<int64_t>(x->shape.size()) != rank) return std::nullopt;
+        for (int64_t i = 0; i < rank; ++i)
+          if (i != axis && x->shape[static_cast<size_t>(i)] != in[0]->shape[static_cast<size_t>(i)])
+            return std::nullopt;
+        if (x != in[0]) {
+          std::optional<Facts> c = combine(f, *x);
+          if (!c) return std::nullopt;
+          f.range =
+              join(converted(f.range, f.dtype, c->dtype), converted(x->range, x->dtype, c->dtype));
+          f.dtype = c->dtype;
+          f.weak = c->weak;
+          f.exact = c->exact;
+          f.varies = c->varies;
+        }
+        f.shape[static_cast<size_t>(axis)] += x->shape[static_cast<size_t>(axis)];
+      }
+      if (in.size() == 1) f.weak = in[0]->weak;
+      return f;
+    }
+    case Op::kMatmul: {
+      if (!arity(2)) return std::nullopt;
+      const Facts &a = *in[0], &b = *in[1];
+      const size_t ra = a.shape.size(), rb = b.shape.size();
+      if (ra < 1 || ra > 2 || rb < 1 || rb > 2) return std::nullopt;
+      std::optional<Facts> f = combine(a, b);
+      if (!f || f->dtype == DType::bool_) return std::nullopt;
+      const int64_t k = a.shape[ra - 1];
+      if (k != b.shape[0]) return std::nullopt;
+      f->shape.clear();
+      if (ra == 2) f->shape.push_back(a.shape[0]);
+      if (rb == 2) f->shape.push_back(b.shape[1]);
+      Interval term =
+          mul(converted(a.range, a.dtype, f->dtype), converted(b.range, b.dtype, f->dtype));
+      const double kk = static_cast<double>(k);
+      std::optional<Interval> r =
+          finish({std::min(0.0, kk * term.lo), std::max(0.0, kk * term.hi)}, f->dtype);
+      if (!r) return std::nullopt;
+      f->range = *r;
+      // Each output element sums its k products in order, as the eager reference does.
+      return f;
+    }
+    case Op::kAsType:
+      if (!arity(1)) return std::nullopt;
+      return cast(p, *in[0], n.dtype);
+    case Op::kBitcast:
+      if (!arity(1)) return std::nullopt;
+      return bitcast(p, *in[0], n.dtype);
+    case Op::kRandomBits: case Op::kUniform: case Op::kNormal: case Op::kSplit:
+    case Op::kFoldIn: {
+      if (!arity(1) || in[0]->dtype != DType::u32 || in[0]->shape != Shape{2}) return std::nullopt;
+      Facts f;  // a function of the key alone: exact integer arithmetic, strong, never varies
+      f.dtype = DType::u32;
+      f.shape = {2};
+      f.range = full_range(DType::u32);
+      f.exact = in[0]->exact;
+      if (n.op == Op::kSplit && (n.index < -kSplitCount || n.index >= kSplitCount))
+        return std::nullopt;
+      if (n.op == Op::kFoldIn && (!n.scalar || *n.scalar < 0 || *n.scalar > 4294967295.0))
+        return std::nullopt;
+      if (n.op == Op::kRandomBits || n.op == Op::kUniform || n.op == Op::kNormal) f.shape = n.shape;
+      if (n.op == Op::kUniform || n.op == Op::kNormal) {
+        if (!is_float(n.dtype)) return std::nullopt;
+        f.dtype = n.dtype;
+      }
+      if (n.op == Op::kUniform) {
+        if (n.index < 0 || n.index >= static_cast<int64_t>(std::size(kUniformBounds)))
+          return std::nullopt;
+        f.range = {kUniformBounds[n.index][0], kUniformBounds[n.index][1]};
+      }
+      if (n.op == Op::kNormal) {
+        f.range = {-9, 9};  // sqrt(2) erf_inv(u) for u in (-1, 1) of a 53-bit grid: |x| < 8.3
+        f.exact = f.exact && n.dtype == DType::f64;  // f32 erf_inv uses log1p (a polynomial)
+      }
+      return f;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+bool recheck(Program& p) {
+  for (Node& n : p.nodes) {
+    std::optional<Facts> f = infer(p, n);
+    if (!f) return false;
+    n.facts = *f;
+  }
+  return true;
+}
+
+}  // namespace difftest
