@@ -155,6 +155,20 @@ TEST(Jit, DumpDirWritesFiveFilesPerCompilation) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Jit, DefaultNamesSayWhatIsDifferentiated) {
+  auto loss = [](const Array& x) { return tj::sum(x * x); };
+  auto name_of = [](const auto& fn) { return tj::detail::default_function_name(typeid(fn).name()); };
+  const std::string plain = name_of(loss);
+  EXPECT_THAT(plain, HasSubstr("lambda"));
+  EXPECT_EQ(plain.find_first_not_of(
+                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"),
+            std::string::npos);
+  EXPECT_EQ(name_of(tj::grad(loss)), "grad_" + plain);
+  EXPECT_EQ(name_of(tj::grad(loss, 0)), "grad_" + plain);
+  EXPECT_EQ(name_of(tj::value_and_grad(loss)), "value_and_grad_" + plain);
+  EXPECT_EQ(name_of(tj::grad(tj::grad(loss))), "grad_grad_" + plain);
+}
+
 TEST(Jit, UnwritableDumpDirWarnsAndStillComputes) {
   setenv("TRACEJIT_DUMP_DIR", "/proc/tracejit-cannot-write-here", 1);
   auto f = tj::jit([](Array x) { return x + 1; });
