@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
+#include "tracejit/dtype.h"
 #include "tracejit/error.h"
 
 namespace tracejit::detail {
@@ -29,8 +30,9 @@ std::string cat(const Parts&... parts) {
   return absl::StrCat(str_part(parts)...);
 }
 
-/// The fix that follows "negative dimension in shape ..." wherever a shape is checked.
-inline constexpr std::string_view kDimsNonNegative = "; every dimension must be 0 or more";
+/// Throws ShapeError "[op] negative dimension in shape ..." (with the fix) when a dimension of
+/// `shape` is below 0: the one check every op that takes a shape makes.
+void check_dims_non_negative(std::string_view op, const Shape& shape);
 
 template <class E, class... Parts>
 [[noreturn]] void raise(std::string_view op, const Parts&... parts) {

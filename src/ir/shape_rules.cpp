@@ -89,12 +89,7 @@ void check_axes(Prim p, const std::vector<int64_t>& axes, const Type& x, const c
   }
 }
 
-void check_dims(Prim p, const Shape& shape) {
-  for (int64_t d : shape)
-    if (d < 0)
-      raise<ShapeError>(prim_name(p), "negative dimension in shape ", shape_str(shape),
-                        detail::kDimsNonNegative);
-}
+void check_dims(Prim p, const Shape& shape) { detail::check_dims_non_negative(prim_name(p), shape); }
 
 Type reduce_type(Prim p, const Type& x, const Params& params) {
   check_axes(p, params.axes, x, "axis");

@@ -37,10 +37,7 @@ void check_key(std::string_view op, const Array& key) {
 
 // Checks `shape` and that `words_per_element` u32 words per element fit one counter.
 void check_shape(std::string_view op, const Shape& shape, int64_t words_per_element) {
-  for (int64_t d : shape)
-    if (d < 0)
-      raise<ShapeError>(op, "negative dimension in shape ", shape_str(shape),
-                        tracejit::detail::kDimsNonNegative);
+  tracejit::detail::check_dims_non_negative(op, shape);
   int64_t words = words_per_element;
   for (int64_t d : shape) {
     if (d == 0) return;

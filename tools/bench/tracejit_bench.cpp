@@ -105,23 +105,32 @@ std::vector<float> uniform_floats(int64_t n, uint32_t seed, float lo, float hi) 
   return v;
 }
 
+// The data for `key`, made by make() on first use and kept for the process (each call site
+// has its own cache: Make is a distinct lambda type).
+template <class Data, class Key, class Make>
+const Data& cached(const Key& key, Make make) {
+  static std::map<Key, Data> cache;
+  auto it = cache.find(key);
+  if (it == cache.end()) it = cache.emplace(key, make()).first;
+  return it->second;
+}
+
 // The seed's data: y = 2x - 1 + noise/2.
 struct RegressionData {
   std::vector<float> x, y;
   Array xa, ya;
 };
 const RegressionData& regression_data(int64_t n) {
-  static std::map<int64_t, RegressionData> cache;
-  auto it = cache.find(n);
-  if (it != cache.end()) return it->second;
-  RegressionData d;
-  d.x = normal_floats(n, 1);
-  std::vector<float> noise = normal_floats(n, 2);
-  d.y.resize(d.x.size());
-  for (size_t i = 0; i < d.x.size(); ++i) d.y[i] = d.x[i] * 2 - 1 + noise[i] * 0.5f;
-  d.xa = tj::array(d.x, {n, 1});
-  d.ya = tj::array(d.y, {n, 1});
-  return cache.emplace(n, std::move(d)).first->second;
+  return cached<RegressionData>(n, [n] {
+    RegressionData d;
+    d.x = normal_floats(n, 1);
+    std::vector<float> noise = normal_floats(n, 2);
+    d.y.resize(d.x.size());
+    for (size_t i = 0; i < d.x.size(); ++i) d.y[i] = d.x[i] * 2 - 1 + noise[i] * 0.5f;
+    d.xa = tj::array(d.x, {n, 1});
+    d.ya = tj::array(d.y, {n, 1});
+    return d;
+  });
 }
 
 // Elementwise and reduction input in [-2, 2); the 16M one doubles as the [4096, 4096] matrix.
@@ -131,14 +140,13 @@ struct VectorData {
   Array square;  // f32[4096, 4096] when n == 16M
 };
 const VectorData& vector_data(int64_t n, uint32_t seed = 3) {
-  static std::map<std::pair<int64_t, uint32_t>, VectorData> cache;
-  auto it = cache.find({n, seed});
-  if (it != cache.end()) return it->second;
-  VectorData d;
-  d.host = uniform_floats(n, seed, -2.f, 2.f);
-  d.flat = tj::array(d.host, {n});
-  if (n == kSide * kSide) d.square = tj::reshape(d.flat, {kSide, kSide});
-  return cache.emplace(std::pair{n, seed}, std::move(d)).first->second;
+  return cached<VectorData>(std::pair{n, seed}, [n, seed] {
+    VectorData d;
+    d.host = uniform_floats(n, seed, -2.f, 2.f);
+    d.flat = tj::array(d.host, {n});
+    if (n == kSide * kSide) d.square = tj::reshape(d.flat, {kSide, kSide});
+    return d;
+  });
 }
 
 struct MatmulData {
@@ -146,15 +154,14 @@ struct MatmulData {
   Array aa, ba;
 };
 const MatmulData& matmul_data(int64_t n) {
-  static std::map<int64_t, MatmulData> cache;
-  auto it = cache.find(n);
-  if (it != cache.end()) return it->second;
-  MatmulData d;
-  d.a = uniform_floats(n * n, 4, -1.f, 1.f);
-  d.b = uniform_floats(n * n, 5, -1.f, 1.f);
-  d.aa = tj::array(d.a, {n, n});
-  d.ba = tj::array(d.b, {n, n});
-  return cache.emplace(n, std::move(d)).first->second;
+  return cached<MatmulData>(n, [n] {
+    MatmulData d;
+    d.a = uniform_floats(n * n, 4, -1.f, 1.f);
+    d.b = uniform_floats(n * n, 5, -1.f, 1.f);
+    d.aa = tj::array(d.a, {n, n});
+    d.ba = tj::array(d.b, {n, n});
+    return d;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
