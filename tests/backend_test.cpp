@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <cstring>
 #include <iostream>
 #include <limits>
@@ -17,7 +18,9 @@
 #include "ir/ir.h"
 #include "trace/array_impl.h"
 #include "tracejit/detail/trace.h"
+#include "tracejit/control_flow.h"
 #include "tracejit/error.h"
+#include "tracejit/jit.h"
 #include "tracejit/ops.h"
 
 namespace tracejit::backend {
@@ -182,6 +185,13 @@ struct Instance {
   std::vector<Array> inputs;  // empty: test_array per operand
 };
 
+// One equation of a higher-order primitive, taken from a traced use of the public function:
+// its operand types and parameters (with the regions). `inputs` are supplied by the caller.
+Instance region_instance(Prim p, const std::vector<ir::Type>& types,
+                         const std::function<std::vector<Array>(std::vector<Array>)>& f,
+                         std::vector<Array> inputs);
+std::vector<Instance> region_instances(Prim p, DType d);
+
 std::vector<Instance> instances(Prim p, DType d) {
   std::vector<Instance> out;
   ir::Params params;
@@ -266,6 +276,75 @@ std::vector<Instance> instances(Prim p, DType d) {
       break;
     case ir::PrimKind::Effect:  // no result to compare: debug_print_test.cpp checks its output
       break;
+    case ir::PrimKind::Region:
+      out = region_instances(p, d);
+      break;
+  }
+  return out;
+}
+
+Instance region_instance(Prim p, const std::vector<ir::Type>& types,
+                         const std::function<std::vector<Array>(std::vector<Array>)>& f,
+                         std::vector<Array> inputs) {
+  auto fn = trace(types, f);
+  for (const ir::Eqn& e : fn->eqns) {
+    if (e.prim != p) continue;
+    std::vector<ir::Type> in;
+    for (ir::VarId v : e.in) in.push_back(fn->type(v));
+    return {in, e.params, std::move(inputs)};
+  }
+  ADD_FAILURE() << "no " << ir::prim_name(p) << " equation in\n" << ir::to_string(*fn);
+  return {};
+}
+
+// Each higher-order primitive over dtype d, with max/min (which every dtype accepts) inside.
+std::vector<Instance> region_instances(Prim p, DType d) {
+  std::vector<Instance> out;
+  const ir::Type m = T(d, {4, 3}), row = T(d, {3});
+  const Array a = test_array(m, 0), b = test_array(m, 1), r = test_array(row, 2);
+  switch (p) {
+    case Prim::kCall:
+      out.push_back(region_instance(p, {m, m}, [](std::vector<Array> x) {
+        auto inner = tj::jit([](const Array& u, const Array& v) { return tj::maximum(u, v); });
+        return std::vector<Array>{inner(x[0], x[1])};
+      }, {a, b}));
+      break;
+    case Prim::kCond:
+      for (int index : {0, 1, 5, -2}) {
+        out.push_back(region_instance(p, {T(DType::i32, {}), m, m}, [](std::vector<Array> x) {
+          return std::vector<Array>{tj::cond(x[0], [](const Array& u, const Array& v) { return tj::maximum(u, v); },
+                                             [](const Array& u, const Array& v) { return tj::minimum(u, v); },
+                                             x[1], x[2])};
+        }, {}));
+        out.back().inputs = {Array(index), a, b};
+      }
+      break;
+    case Prim::kWhile:
+      out.push_back(region_instance(p, {T(DType::i32, {}), row, m}, [](std::vector<Array> x) {
+        const Array rows = x[2];
+        auto [i, acc] = tj::while_loop(
+            [](const std::pair<Array, Array>& c) { return c.first < 3; },
+            [&](const std::pair<Array, Array>& c) {
+              return std::pair<Array, Array>{c.first + 1, tj::maximum(c.second, rows[0])};
+            },
+            std::pair<Array, Array>{x[0], x[1]});
+        return std::vector<Array>{i, acc};
+      }, {}));
+      out.back().inputs = {a, Array(0), r};  // operands: body consts (the rows), then the carry
+      break;
+    case Prim::kScan:
+      for (bool reverse : {false, true})
+        out.push_back(region_instance(p, {row, m}, [reverse](std::vector<Array> x) {
+          auto [c, ys] = tj::scan(
+              [](const Array& carry, const Array& xi) {
+                return std::pair<Array, Array>{tj::maximum(carry, xi), tj::minimum(carry, xi)};
+              },
+              x[0], x[1], tj::ScanOptions{.reverse = reverse});
+          return std::vector<Array>{c, ys};
+        }, {r, a}));
+      break;
+    default:
+      ADD_FAILURE() << "no region instance for " << ir::prim_name(p);
   }
   return out;
 }

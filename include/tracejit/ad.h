@@ -30,8 +30,11 @@ namespace detail {
 class VjpTape {
  public:
   /// Replays `traced` on `primals` (one per input of its IR) through bind. `wrt[i]` says
-  /// whether input i is differentiated; captured values and constants never are.
-  VjpTape(const Traced& traced, std::span<const Array> primals, std::vector<bool> wrt);
+  /// whether input i is differentiated; captured values and constants never are. Without
+  /// `replay_effects`, effects (debug_print) are left out of the replay: a reverse sweep that
+  /// recomputes a loop body must not print again.
+  VjpTape(const Traced& traced, std::span<const Array> primals, std::vector<bool> wrt,
+          bool replay_effects = true);
 
   /// The function's outputs, in order.
   const std::vector<Array>& outputs() const;

@@ -103,7 +103,7 @@ class Jitted {
                                                   detail::default_function_name(typeid(F).name()))) {}
 
   /// Calls the compiled code (tracing and compiling first for a new signature). Inside another
-  /// trace (jit of jit, grad of jit) it records f's IR into that trace instead.
+  /// trace (jit of jit, grad of jit) it records a call of f's IR into that trace instead.
   template <class... Args>
   detail::arrayified_t<detail::result_t<F, Args...>> operator()(const Args&... args) const {
     using R = detail::arrayified_t<detail::result_t<F, Args...>>;
@@ -112,7 +112,7 @@ class Jitted {
       auto t0 = std::chrono::steady_clock::now();
       detail::TracedFn t = detail::trace_fn<Args...>(*f_, cache_->name(), flat);
       cache_->count_inline_trace(detail::seconds_since(t0));
-      std::vector<Array> outs = detail::eval_ir(*t.traced.fn, flat.leaves, t.traced.captured);
+      std::vector<Array> outs = detail::bind_call(cache_->name(), std::move(t.traced), flat.leaves);
       return tree_unflatten<R>(t.out_def, outs);
     }
     const detail::JitEntry* entry = cache_->find(flat);

@@ -12,3 +12,4 @@
 #include "tracejit/ad.h"
 #include "tracejit/random.h"
 #include "tracejit/debug.h"
+#include "tracejit/control_flow.h"

@@ -1,7 +1,7 @@
 // The reverse sweep over an ir::Function, and the checks behind grad, value_and_grad and vjp.
 //
-// The forward pass replays the traced equations through bind (values outside a trace, tracers
-// inside one) and marks each variable active when it is a float that depends on a
+// The forward pass replays the traced equations (trace/replay.h) through bind, or through the
+// primitive's forward rule where it has one (loops that also keep their carries), and marks each variable active when it is a float that depends on a
 // differentiated input through primitives with a rule. The backward pass walks the equations in
 // reverse, calling the rules of active equations whose result received a cotangent, asking
 // only for the cotangents of active operands, and accumulating them with +. So cotangents of
@@ -9,9 +9,13 @@
 // materialized only for differentiated inputs that nothing reached.
 #include "ad/vjp.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_join.h"
+#include "ir/region_utils.h"
 #include "frontend/errors.h"
 #include "trace/array_impl.h"
+#include "trace/replay.h"
 #include "trace/trace_state.h"
 #include "tracejit/ad.h"
 #include "tracejit/ops.h"
@@ -24,49 +28,48 @@ struct VjpTape::Impl {
   std::vector<bool> active;  // by VarId: may receive a cotangent
   std::vector<bool> wrt;     // by input position
   std::vector<Array> outputs;
+  std::vector<std::vector<Array>> residuals;  // by equation: what its forward rule returned
 };
 
-VjpTape::VjpTape(const Traced& traced, std::span<const Array> primals, std::vector<bool> wrt) {
+VjpTape::VjpTape(const Traced& traced, std::span<const Array> primals, std::vector<bool> wrt,
+                 bool replay_effects) {
   auto impl = std::make_shared<Impl>();
-  const ir::Function& fn = *traced.fn;
+  // Nested jit calls are inlined: the sweep then sees (and keeps residuals of) their equations.
+  impl->fn = ir::inline_calls(traced.fn);
+  if (!replay_effects) impl->fn = ir::strip_effects(impl->fn);
+  const ir::Function& fn = *impl->fn;
   TJ_CHECK(primals.size() == fn.inputs.size() && wrt.size() == fn.inputs.size(),
            "VjpTape: ", primals.size(), " primals for ", fn.inputs.size(), " inputs");
-  TJ_CHECK(traced.captured.size() == fn.captures.size(), "VjpTape: captures");
-  impl->fn = traced.fn;
-  impl->env.resize(static_cast<size_t>(fn.num_vars()));
   impl->active.assign(static_cast<size_t>(fn.num_vars()), false);
-  auto set = [&](ir::VarId v, const Array& a) { impl->env[static_cast<size_t>(v)] = a; };
-  for (size_t i = 0; i < primals.size(); ++i) {
-    set(fn.inputs[i], primals[i]);
-    impl->active[static_cast<size_t>(fn.inputs[i])] =
-        wrt[i] && is_float(fn.type(fn.inputs[i]).dtype);
-  }
-  for (size_t i = 0; i < fn.captures.size(); ++i) set(fn.captures[i], traced.captured[i]);
-  for (size_t i = 0; i < fn.const_vars.size(); ++i) set(fn.const_vars[i], fn.const_values[i]);
+  impl->residuals.resize(fn.eqns.size());
+  for (size_t i = 0; i < primals.size(); ++i)
+    impl->active[static_cast<size_t>(fn.inputs[i])] = wrt[i] && is_float(fn.type(fn.inputs[i]).dtype);
 
-  std::vector<Array> args;
-  for (const ir::Eqn& e : fn.eqns) {
-    args.clear();
-    bool any_active = false;
-    for (ir::VarId v : e.in) {
-      args.push_back(impl->env[static_cast<size_t>(v)]);
-      any_active = any_active || impl->active[static_cast<size_t>(v)];
-    }
-    std::vector<Array> outs = bind(e.prim, args, e.params);
+  absl::InlinedVector<bool, 4> need;
+  auto step = [&](const ir::Eqn& e, std::span<const Array> args) {
+    need.clear();
+    for (ir::VarId v : e.in) need.push_back(impl->active[static_cast<size_t>(v)]);
+    const bool any_active = std::find(need.begin(), need.end(), true) != need.end();
     const bool differentiable = any_active && ad::vjp_rule(e.prim) != nullptr;
-    for (size_t k = 0; k < e.out.size(); ++k) {
-      set(e.out[k], outs[k]);
-      impl->active[static_cast<size_t>(e.out[k])] =
-          differentiable && is_float(fn.type(e.out[k]).dtype);
-    }
-  }
-  for (ir::VarId v : fn.outputs) impl->outputs.push_back(impl->env[static_cast<size_t>(v)]);
+    TJ_CHECK(e.prim != ir::Prim::kCall, "vjp: calls are inlined before the sweep");
+    std::vector<Array> outs;
+    if (ad::ForwardRule forward = differentiable ? ad::forward_rule(e.prim) : nullptr)
+      outs = forward(e.params, args, need, impl->residuals[static_cast<size_t>(&e - fn.eqns.data())]);
+    else
+      outs = bind(e.prim, args, e.params);
+    for (size_t k = 0; k < e.out.size(); ++k)
+      impl->active[static_cast<size_t>(e.out[k])] = differentiable && is_float(fn.type(e.out[k]).dtype);
+    return outs;
+  };
+  impl->outputs = replay(fn, primals, traced.captured, impl->env, step);
   // Keep only what the rules can read (operands and results of active equations) and the
   // inputs (for zeros), so that a vjp_fn holds its residuals rather than every intermediate.
   std::vector<bool> keep(static_cast<size_t>(fn.num_vars()), false);
   for (ir::VarId v : fn.inputs) keep[static_cast<size_t>(v)] = true;
   for (const ir::Eqn& e : fn.eqns) {
-    if (e.out.empty() || !impl->active[static_cast<size_t>(e.out[0])]) continue;
+    if (std::none_of(e.out.begin(), e.out.end(),
+                     [&](ir::VarId v) { return impl->active[static_cast<size_t>(v)]; }))
+      continue;
     for (ir::VarId v : e.in) keep[static_cast<size_t>(v)] = true;
     for (ir::VarId v : e.out) keep[static_cast<size_t>(v)] = true;
   }
@@ -91,34 +94,39 @@ std::vector<Array> VjpTape::backward(std::span<const Array> out_cts) const {
     if (out_cts[i].valid() && t.active[static_cast<size_t>(fn.outputs[i])])
       accumulate(fn.outputs[i], out_cts[i]);
 
-  std::vector<Array> in;
+  std::vector<Array> in, outs, cts;
   absl::InlinedVector<bool, 3> need;
-  for (auto it = fn.eqns.rbegin(); it != fn.eqns.rend(); ++it) {
-    const ir::Eqn& e = *it;
-    // Effects (debug_print) have no result and ran in the forward pass: nothing to do here.
-    if (ir::has_effect(e.prim)) continue;
-    // Every other primitive has one result; an equation without a cotangent is skipped whole.
-    TJ_CHECK(e.out.size() == 1, "vjp: ", ir::prim_name(e.prim), " has ", e.out.size(), " results");
-    Array out_ct = std::move(ct[static_cast<size_t>(e.out[0])]);
-    if (!out_ct.valid()) continue;
+  for (size_t i = fn.eqns.size(); i-- > 0;) {
+    const ir::Eqn& e = fn.eqns[i];
+    // Effects (debug_print) have no result and ran in the forward pass: nothing to do here. An
+    // equation none of whose results received a cotangent is skipped whole.
+    outs.clear();
+    cts.clear();
+    bool any = false;
+    for (ir::VarId v : e.out) {
+      outs.push_back(t.env[static_cast<size_t>(v)]);
+      cts.push_back(std::move(ct[static_cast<size_t>(v)]));
+      any = any || cts.back().valid();
+    }
+    if (!any) continue;
     in.clear();
     need.clear();
     for (ir::VarId v : e.in) {
       in.push_back(t.env[static_cast<size_t>(v)]);
       need.push_back(t.active[static_cast<size_t>(v)]);
     }
-    ad::RuleArgs args{e.params, in, t.env[static_cast<size_t>(e.out[0])], out_ct, need};
-    ad::Cotangents cts = ad::vjp_rule(e.prim)(args);
-    TJ_CHECK(cts.size() == e.in.size(), "vjp rule of ", ir::prim_name(e.prim), " gave ", cts.size(),
-             " cotangents for ", e.in.size(), " operands");
-    for (size_t k = 0; k < cts.size(); ++k) {
-      if (!need[k] || !cts[k].valid()) continue;
+    ad::RuleArgs args{e.params, in, outs, cts, need, t.residuals[i], outs[0], cts[0]};
+    ad::Cotangents in_cts = ad::vjp_rule(e.prim)(args);
+    TJ_CHECK(in_cts.size() == e.in.size(), "vjp rule of ", ir::prim_name(e.prim), " gave ",
+             in_cts.size(), " cotangents for ", e.in.size(), " operands");
+    for (size_t k = 0; k < in_cts.size(); ++k) {
+      if (!need[k] || !in_cts[k].valid()) continue;
       const ir::Type& want = fn.type(e.in[k]);
-      TJ_CHECK(cts[k].dtype() == want.dtype && cts[k].shape() == want.shape, "vjp rule of ",
+      TJ_CHECK(in_cts[k].dtype() == want.dtype && in_cts[k].shape() == want.shape, "vjp rule of ",
                ir::prim_name(e.prim), " gave a cotangent ",
-               type_str(cts[k].dtype(), cts[k].shape()), " for operand ", k, " of type ",
+               type_str(in_cts[k].dtype(), in_cts[k].shape()), " for operand ", k, " of type ",
                ir::type_str(want));
-      accumulate(e.in[k], cts[k]);
+      accumulate(e.in[k], in_cts[k]);
     }
   }
 

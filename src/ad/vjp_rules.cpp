@@ -235,8 +235,22 @@ VjpRule vjp_rule(Prim p) {
     case Prim::kIota:
     case Prim::kDebugPrint:  // an effect with no result: printed once by the forward replay
       return nullptr;
+    case Prim::kCall:  // the sweep inlines calls before it starts (ir::inline_calls)
+      return nullptr;
+    case Prim::kCond:
+      return cond_rule;
+    case Prim::kWhile:
+      return while_rule;
+    case Prim::kScan:
+      return scan_rule;
   }
   detail::fail_internal(__FILE__, __LINE__, "vjp_rule: unknown primitive");
+}
+
+ForwardRule forward_rule(Prim p) {
+  if (p == Prim::kWhile) return while_forward;
+  if (p == Prim::kScan) return scan_forward;
+  return nullptr;
 }
 
 }  // namespace tracejit::ad

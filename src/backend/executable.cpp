@@ -1,9 +1,12 @@
-// backend::compile (fusion, lowering, ORC) and the runtime that runs the kernels: one slot array
-// of buffer pointers per run, kernels in order, large ranges cut into chunks across threads.
+// backend::compile (fusion, lowering, ORC) and the runtime that runs the plan: a tree of blocks
+// (the program, and one per region of each loop or branch), each run with a slot array of buffer
+// pointers; kernels in order, large ranges cut into chunks across threads; loops and branches
+// driven here, on the host, over carry buffers allocated once per call.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -29,19 +32,59 @@ constexpr int64_t kChunksPerThread = 4;
 
 using KernelFn = void (*)(void** buffers, int64_t begin, int64_t end);
 
+// Where a value comes from when a block runs: one of its inputs, a constant, or a slot.
+struct Source {
+  enum Kind : uint8_t { kInput, kConstant, kSlot } kind = kSlot;
+  int index = 0;  // input position or slot
+  Array constant;
+};
+
+struct Block;
+
+// A control-flow equation run on the host: its operands in the enclosing block, the slots that
+// receive its results, and one block per region.
+struct RegionStep {
+  ir::Prim prim = ir::Prim::kCond;
+  int64_t length = 0;
+  bool reverse = false, trajectory = false;
+  size_t group0 = 0, group1 = 0;
+  std::vector<Source> operands;
+  std::vector<int64_t> operand_bytes;
+  std::vector<int> result_slots;
+  std::vector<ir::Type> result_types;
+  std::vector<std::unique_ptr<Block>> blocks;
+};
+
+// A debug_print run on the host: its format and where each operand's value lives.
+struct HostPrint {
+  std::string text;
+  std::vector<Source> operands;
+  std::vector<ir::Type> types;
+};
+
 struct Step {
-  KernelFn fn = nullptr;  // null: host step `host` of the program
-  int host = -1;
+  KernelFn fn = nullptr;  // a kernel; else host step `host` or region step `region`
+  int host = -1, region = -1;
   int64_t trip_count = 0;
   int64_t work = 0;
   bool splittable = false;
 };
 
-// Where an output or a host step's operand comes from: an input, a constant, or a slot.
-struct OutputSource {
-  enum Kind : uint8_t { kInput, kConstant, kSlot } kind;
-  int index = 0;  // input position or slot
-  Array constant;
+// One plan, ready to run: the whole program, or a region's body.
+struct Block {
+  size_t num_slots = 0;
+  std::vector<ir::Type> input_types;
+  std::vector<int> input_slots;
+  std::vector<std::pair<int, Array>> constants;
+  std::vector<std::pair<int, ir::Type>> temporaries;  // kernel results, allocated per frame
+  std::vector<Step> steps;                            // in order
+  std::vector<HostPrint> prints;
+  std::vector<RegionStep> regions;
+  std::vector<Source> outputs;
+  std::vector<int64_t> output_bytes;
+  // Per output: the slot a caller may point at its own buffer before the block runs (the
+  // output is then written there directly), or -1 when it must be copied out afterwards.
+  std::vector<int> redirect;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -136,47 +179,369 @@ void run_step(const Step& step, void** slots) {
   });
 }
 
+// ---- Building blocks from plans ----
+
+int64_t bytes_of(const ir::Type& t) { return t.size() * dtype_size(t.dtype); }
+
+Source source_of(const ir::Function& fn, const FusionPlan& plan, ir::VarId v) {
+  Source out;
+  switch (plan.storage[static_cast<size_t>(v)]) {
+    case Storage::kInput:
+      out.kind = Source::kInput;
+      out.index = static_cast<int>(std::find(fn.inputs.begin(), fn.inputs.end(), v) - fn.inputs.begin());
+      break;
+    case Storage::kConstant: case Storage::kLiteral:
+      out.kind = Source::kConstant;
+      for (size_t i = 0; i < fn.const_vars.size(); ++i)
+        if (fn.const_vars[i] == v) out.constant = fn.const_values[i];
+      break;
+    case Storage::kComputed: case Storage::kResult:
+      out.index = plan.slot[static_cast<size_t>(v)];
+      break;
+    case Storage::kInline: case Storage::kUnused:
+      TJ_CHECK(false, "value ", v, " has no storage");
+  }
+  return out;
+}
+
+std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& plan,
+                                   const CompiledModule& module, const std::string& prefix) {
+  auto block = std::make_unique<Block>();
+  for (ir::VarId v : fn.inputs) {
+    block->input_types.push_back(fn.type(v));
+    block->input_slots.push_back(plan.slot[static_cast<size_t>(v)]);
+  }
+  block->num_slots = plan.slots.size();
+  for (size_t i = 0; i < fn.const_vars.size(); ++i) {
+    int slot = plan.slot[static_cast<size_t>(fn.const_vars[i])];
+    if (slot >= 0) block->constants.emplace_back(slot, fn.const_values[i]);
+  }
+  size_t next_host = 0;
+  auto add_host_steps = [&](int after) {
+    for (; next_host < plan.host_steps.size() && plan.host_steps[next_host].after == after; ++next_host) {
+      const ir::Eqn& e = fn.eqns[static_cast<size_t>(plan.host_steps[next_host].eqn)];
+      HostPrint print{e.params.text, {}, {}};
+      for (ir::VarId v : e.in) {
+        print.operands.push_back(source_of(fn, plan, v));
+        print.types.push_back(fn.type(v));
+      }
+      block->steps.push_back(Step{.host = static_cast<int>(block->prints.size())});
+      block->prints.push_back(std::move(print));
+    }
+  };
+  std::vector<bool> kernel_slot(plan.slots.size(), false);  // written by a kernel (not a region)
+  add_host_steps(-1);
+  for (size_t k = 0; k < plan.kernels.size(); ++k) {
+    const Kernel& kernel = plan.kernels[k];
+    if (kernel.kind == KernelKind::kRegion) {
+      const ir::Eqn& e = fn.eqns[static_cast<size_t>(kernel.eqn)];
+      RegionStep r;
+      r.prim = e.prim;
+      r.length = e.params.length;
+      r.reverse = e.params.reverse;
+      r.trajectory = e.params.trajectory;
+      if (!e.params.groups.empty()) r.group0 = static_cast<size_t>(e.params.groups[0]);
+      if (e.params.groups.size() > 1) r.group1 = static_cast<size_t>(e.params.groups[1]);
+      for (ir::VarId v : e.in) {
+        r.operands.push_back(source_of(fn, plan, v));
+        r.operand_bytes.push_back(bytes_of(fn.type(v)));
+      }
+      for (ir::VarId v : e.out) {
+        r.result_slots.push_back(plan.slot[static_cast<size_t>(v)]);
+        r.result_types.push_back(fn.type(v));
+      }
+      for (size_t i = 0; i < kernel.regions.size(); ++i)
+        r.blocks.push_back(build_block(*e.params.regions[i], *kernel.regions[i], module,
+                                       region_prefix(prefix, k, i)));
+      block->steps.push_back(Step{.region = static_cast<int>(block->regions.size())});
+      block->regions.push_back(std::move(r));
+    } else {
+      for (ir::VarId r : kernel.roots) {
+        const int slot = plan.slot[static_cast<size_t>(r)];
+        block->temporaries.emplace_back(slot, fn.type(r));
+        kernel_slot[static_cast<size_t>(slot)] = true;
+      }
+      bool empty = std::all_of(kernel.roots.begin(), kernel.roots.end(),
+                               [&](ir::VarId r) { return fn.type(r).size() == 0; });
+      if (!empty && kernel.trip_count > 0) {
+        Step step;
+        step.fn = reinterpret_cast<KernelFn>(module.symbol(kernel_symbol(prefix, k)));
+        step.trip_count = kernel.trip_count;
+        step.work = kernel.work;
+        step.splittable = kernel.splittable;
+        block->steps.push_back(step);
+      }
+    }
+    add_host_steps(static_cast<int>(k));
+  }
+  for (ir::VarId v : fn.outputs) {
+    block->outputs.push_back(source_of(fn, plan, v));
+    block->output_bytes.push_back(bytes_of(fn.type(v)));
+  }
+  for (size_t i = 0; i < block->outputs.size(); ++i) {
+    const Source& o = block->outputs[i];
+    bool unique = std::count_if(block->outputs.begin(), block->outputs.end(), [&](const Source& p) {
+                    return p.kind == Source::kSlot && p.index == o.index;
+                  }) == 1;
+    bool ok = o.kind == Source::kSlot && unique && kernel_slot[static_cast<size_t>(o.index)] &&
+              block->output_bytes[i] > 0;
+    block->redirect.push_back(ok ? o.index : -1);
+  }
+  return block;
+}
+
+// ---- Running blocks ----
+
+struct Frame;
+
+// What a region step keeps across its executions within one call: the frames of its blocks
+// and the buffers of its carries and results, allocated on first use, never per iteration.
+struct RegionState {
+  std::vector<std::unique_ptr<Frame>> frames;
+  std::vector<Array> sets[2];  // two carry buffers per leaf: a step reads one, writes the other
+  std::vector<Array> extra;    // scan: the stacked ys; while: step count and trajectory; cond: results
+  std::vector<void*> in, out;  // scratch pointer lists for the blocks
+};
+
+// One run of a block: its slot array and the buffers it owns.
+struct Frame {
+  explicit Frame(const Block& b) : block(b), slots(b.num_slots, nullptr), buffers(b.num_slots) {
+    for (const auto& [slot, value] : b.constants) slots[static_cast<size_t>(slot)] = value.impl()->buffer->data();
+    for (const auto& [slot, type] : b.temporaries) {
+      Array& a = buffers[static_cast<size_t>(slot)];
+      a = detail::make_concrete(type);
+      slots[static_cast<size_t>(slot)] = a.impl()->buffer->data();
+    }
+    regions.resize(b.regions.size());
+  }
+  const void* ptr(const Source& s) const {
+    switch (s.kind) {
+      case Source::kInput: return slots[static_cast<size_t>(block.input_slots[static_cast<size_t>(s.index)])];
+      case Source::kConstant: return s.constant.impl()->buffer->data();
+      case Source::kSlot: return slots[static_cast<size_t>(s.index)];
+    }
+    return nullptr;
+  }
+  RegionState& state(size_t region) {
+    std::unique_ptr<RegionState>& st = regions[region];
+    if (!st) {
+      st = std::make_unique<RegionState>();
+      st->frames.resize(block.regions[region].blocks.size());
+    }
+    return *st;
+  }
+  Frame& sub(size_t region, size_t index) {
+    std::unique_ptr<Frame>& f = state(region).frames[index];
+    if (!f) f = std::make_unique<Frame>(*block.regions[region].blocks[index]);
+    return *f;
+  }
+
+  const Block& block;
+  absl::InlinedVector<void*, 16> slots;
+  absl::InlinedVector<Array, 16> buffers;  // by slot: kernel results and region results it owns
+  std::vector<std::unique_ptr<RegionState>> regions;
+};
+
+void run_frame(Frame& f, const void* const* inputs);
+
+// Runs a region's block on `inputs`, leaving its outputs at `outputs` (written in place where
+// the block allows, copied otherwise).
+void run_into(Frame& f, const void* const* inputs, void* const* outputs) {
+  const Block& b = f.block;
+  for (size_t k = 0; k < b.redirect.size(); ++k)
+    if (b.redirect[k] >= 0) f.slots[static_cast<size_t>(b.redirect[k])] = outputs[k];
+  run_frame(f, inputs);
+  for (size_t k = 0; k < b.outputs.size(); ++k)
+    if (b.redirect[k] < 0 && b.output_bytes[k] > 0)
+      std::memcpy(outputs[k], f.ptr(b.outputs[k]), static_cast<size_t>(b.output_bytes[k]));
+}
+
+std::vector<Array> allocate(std::span<const ir::Type> types) {
+  std::vector<Array> out;
+  for (const ir::Type& t : types) out.push_back(detail::make_concrete(t));
+  return out;
+}
+
+void* data(const Array& a) { return a.impl()->buffer->data(); }
+
+void copy_into(const Array& dst, const void* src, int64_t bytes) {
+  if (bytes > 0) std::memcpy(data(dst), src, static_cast<size_t>(bytes));
+}
+
+// cond runs the block its index selects; a call (left in place when the pipeline did not
+// inline it) runs its one block.
+void run_branch(Frame& f, const RegionStep& r, RegionState& st) {
+  size_t branch = 0, first = 0;
+  if (r.prim == ir::Prim::kCond) {
+    const int32_t index = *static_cast<const int32_t*>(f.ptr(r.operands[0]));
+    branch = static_cast<size_t>(std::clamp<int64_t>(index, 0, static_cast<int64_t>(r.blocks.size()) - 1));
+    first = 1;
+  }
+  Frame& sub = f.sub(static_cast<size_t>(&r - f.block.regions.data()), branch);
+  if (st.extra.empty()) st.extra = allocate(r.result_types);
+  st.in.clear();
+  for (size_t i = first; i < r.operands.size(); ++i) st.in.push_back(const_cast<void*>(f.ptr(r.operands[i])));
+  st.out.clear();
+  for (const Array& a : st.extra) st.out.push_back(data(a));
+  run_into(sub, st.in.data(), st.out.data());
+  for (size_t k = 0; k < r.result_slots.size(); ++k) {
+    f.buffers[static_cast<size_t>(r.result_slots[k])] = st.extra[k];
+    f.slots[static_cast<size_t>(r.result_slots[k])] = data(st.extra[k]);
+  }
+}
+
+// The carries of a loop: `cur` is -1 while they are still the loop's operands, else the set
+// that holds them.
+struct Carries {
+  RegionState& st;
+  const RegionStep& r;
+  const Frame& f;
+  size_t first, count;  // where the init operands start, and how many
+  int cur = -1;
+
+  void bind(std::vector<void*>& ptrs, size_t at) const {
+    for (size_t i = 0; i < count; ++i)
+      ptrs[at + i] = cur < 0 ? const_cast<void*>(f.ptr(r.operands[first + i]))
+                             : data(st.sets[cur][i]);
+  }
+  int next() const { return cur == 0 ? 1 : 0; }
+  void targets(std::vector<void*>& ptrs, size_t at) const {
+    for (size_t i = 0; i < count; ++i) ptrs[at + i] = data(st.sets[next()][i]);
+  }
+  // The final carries as arrays of this call: a loop that ran no step copies its init.
+  const std::vector<Array>& finish() {
+    if (cur < 0) {
+      for (size_t i = 0; i < count; ++i)
+        copy_into(st.sets[0][i], f.ptr(r.operands[first + i]), r.operand_bytes[first + i]);
+      cur = 0;
+    }
+    return st.sets[cur];
+  }
+};
+
+void prepare_sets(RegionState& st, const RegionStep& r, size_t count) {
+  if (!st.sets[0].empty() || count == 0) return;
+  std::span<const ir::Type> types(r.result_types.data(), count);
+  st.sets[0] = allocate(types);
+  st.sets[1] = allocate(types);
+}
+
+void run_while(Frame& f, const RegionStep& r, RegionState& st) {
+  const size_t region = static_cast<size_t>(&r - f.block.regions.data());
+  const size_t nc = r.group0, nb = r.group1, n = r.operands.size() - nc - nb;
+  Frame& cond = f.sub(region, 0);
+  Frame& body = f.sub(region, 1);
+  prepare_sets(st, r, n);
+  if (r.trajectory && st.extra.empty())
+    st.extra = allocate(std::span<const ir::Type>(r.result_types).subspan(n));
+  Carries carry{st, r, f, nc + nb, n};
+  std::vector<void*> cin(nc + n), bin(nb + n), out(n);
+  for (size_t i = 0; i < nc; ++i) cin[i] = const_cast<void*>(f.ptr(r.operands[i]));
+  for (size_t i = 0; i < nb; ++i) bin[i] = const_cast<void*>(f.ptr(r.operands[nc + i]));
+  if (r.trajectory)
+    for (size_t i = 1; i < st.extra.size(); ++i)
+      std::memset(data(st.extra[i]), 0, static_cast<size_t>(bytes_of(st.extra[i].impl()->type)));
+  int64_t steps = 0;
+  while (true) {
+    carry.bind(cin, nc);
+    run_frame(cond, cin.data());
+    if (!*static_cast<const bool*>(cond.ptr(cond.block.outputs[0]))) break;
+    if (r.length >= 0 && steps == r.length)
+      detail::raise<Error>("while_loop", "the loop needs more than max_iterations = ", r.length,
+                           " steps; raise WhileOptions::max_iterations (it bounds the trajectory "
+                           "that reverse-mode AD keeps)");
+    carry.bind(bin, nb);
+    if (r.trajectory)
+      for (size_t i = 0; i < n; ++i) {
+        const int64_t row = r.operand_bytes[nc + nb + i];
+        if (row > 0) std::memcpy(static_cast<char*>(data(st.extra[1 + i])) + steps * row, bin[nb + i],
+                                 static_cast<size_t>(row));
+      }
+    carry.targets(out, 0);
+    run_into(body, bin.data(), out.data());
+    carry.cur = carry.next();
+    ++steps;
+  }
+  const std::vector<Array>& final_carry = carry.finish();
+  std::vector<Array> results(final_carry.begin(), final_carry.end());
+  if (r.trajectory) {
+    *static_cast<int32_t*>(data(st.extra[0])) = static_cast<int32_t>(steps);
+    results.insert(results.end(), st.extra.begin(), st.extra.end());
+  }
+  for (size_t k = 0; k < r.result_slots.size(); ++k) {
+    f.buffers[static_cast<size_t>(r.result_slots[k])] = results[k];
+    f.slots[static_cast<size_t>(r.result_slots[k])] = data(results[k]);
+  }
+}
+
+void run_scan(Frame& f, const RegionStep& r, RegionState& st) {
+  const size_t region = static_cast<size_t>(&r - f.block.regions.data());
+  const size_t nk = r.group0, nc = r.group1, nx = r.operands.size() - nk - nc;
+  const size_t ny = r.result_types.size() - nc;
+  Frame& body = f.sub(region, 0);
+  const Block& b = body.block;
+  prepare_sets(st, r, nc);
+  if (st.extra.empty() && ny > 0)
+    st.extra = allocate(std::span<const ir::Type>(r.result_types).subspan(nc));
+  Carries carry{st, r, f, nk, nc};
+  std::vector<void*> in(nk + nc + nx), out(nc + ny);
+  std::vector<int64_t> x_bytes(nx), y_bytes(ny);
+  for (size_t i = 0; i < nk; ++i) in[i] = const_cast<void*>(f.ptr(r.operands[i]));
+  for (size_t k = 0; k < nx; ++k) x_bytes[k] = bytes_of(b.input_types[nk + nc + k]);
+  for (size_t j = 0; j < ny; ++j) y_bytes[j] = b.output_bytes[nc + j];
+  for (int64_t step = 0; step < r.length; ++step) {
+    const int64_t i = r.reverse ? r.length - 1 - step : step;
+    carry.bind(in, nk);
+    for (size_t k = 0; k < nx; ++k)
+      in[nk + nc + k] = static_cast<char*>(const_cast<void*>(f.ptr(r.operands[nk + nc + k]))) + i * x_bytes[k];
+    carry.targets(out, 0);
+    for (size_t j = 0; j < ny; ++j) out[nc + j] = static_cast<char*>(data(st.extra[j])) + i * y_bytes[j];
+    run_into(body, in.data(), out.data());
+    carry.cur = carry.next();
+  }
+  const std::vector<Array>& final_carry = carry.finish();
+  for (size_t k = 0; k < r.result_slots.size(); ++k) {
+    const Array& a = k < nc ? final_carry[k] : st.extra[k - nc];
+    f.buffers[static_cast<size_t>(r.result_slots[k])] = a;
+    f.slots[static_cast<size_t>(r.result_slots[k])] = data(a);
+  }
+}
+
+void run_region(Frame& f, size_t index) {
+  const RegionStep& r = f.block.regions[index];
+  RegionState& st = f.state(index);
+  if (r.prim == ir::Prim::kCond || r.prim == ir::Prim::kCall) return run_branch(f, r, st);
+  if (r.prim == ir::Prim::kWhile) return run_while(f, r, st);
+  TJ_CHECK(r.prim == ir::Prim::kScan, "no region step for ", ir::prim_name(r.prim));
+  run_scan(f, r, st);
+}
+
+void run_print(const Frame& f, const HostPrint& print) {
+  std::vector<Array> operands;
+  for (size_t i = 0; i < print.operands.size(); ++i) {
+    Array a = detail::make_concrete(print.types[i]);
+    copy_into(a, f.ptr(print.operands[i]), bytes_of(print.types[i]));
+    operands.push_back(std::move(a));
+  }
+  detail::emit_debug(print.text, operands);
+}
+
+void run_frame(Frame& f, const void* const* inputs) {
+  const Block& b = f.block;
+  for (size_t i = 0; i < b.input_slots.size(); ++i)
+    f.slots[static_cast<size_t>(b.input_slots[i])] = const_cast<void*>(inputs[i]);
+  for (const Step& step : b.steps) {
+    if (step.fn) run_step(step, f.slots.data());
+    else if (step.host >= 0) run_print(f, b.prints[static_cast<size_t>(step.host)]);
+    else run_region(f, static_cast<size_t>(step.region));
+  }
+}
+
 class CompiledProgram final : public Executable {
  public:
   CompiledProgram(const ir::Function& fn, const FusionPlan& plan, CompiledModule module,
                   const CompileOptions& options)
-      : module_(std::move(module)) {
-    for (VarId v : fn.inputs) {
-      input_types_.push_back(fn.type(v));
-      input_slots_.push_back(plan.slot[static_cast<size_t>(v)]);
-    }
-    num_slots_ = plan.slots.size();
-    for (size_t i = 0; i < fn.const_vars.size(); ++i) {
-      int slot = plan.slot[static_cast<size_t>(fn.const_vars[i])];
-      if (slot >= 0) constants_.emplace_back(slot, fn.const_values[i]);
-    }
-    size_t next_host = 0;
-    auto add_host_steps = [&](int after) {
-      for (; next_host < plan.host_steps.size() && plan.host_steps[next_host].after == after; ++next_host) {
-        const ir::Eqn& e = fn.eqns[static_cast<size_t>(plan.host_steps[next_host].eqn)];
-        HostPrint print{e.params.text, {}};
-        for (VarId v : e.in) print.operands.push_back(source_of(fn, plan, v));
-        steps_.push_back(Step{.host = static_cast<int>(host_prints_.size())});
-        host_prints_.push_back(std::move(print));
-      }
-    };
-    add_host_steps(-1);
-    for (size_t k = 0; k < plan.kernels.size(); ++k) {
-      const Kernel& kernel = plan.kernels[k];
-      for (VarId r : kernel.roots) temporaries_.emplace_back(plan.slot[static_cast<size_t>(r)], fn.type(r));
-      bool empty = std::all_of(kernel.roots.begin(), kernel.roots.end(),
-                               [&](VarId r) { return fn.type(r).size() == 0; });
-      if (!empty && kernel.trip_count > 0) {
-        Step step;
-        step.fn = reinterpret_cast<KernelFn>(module_.symbol(kernel_symbol(options.name, k)));
-        step.trip_count = kernel.trip_count;
-        step.work = kernel.work;
-        step.splittable = kernel.splittable;
-        steps_.push_back(step);
-      }
-      add_host_steps(static_cast<int>(k));
-    }
-    for (VarId v : fn.outputs) outputs_.push_back(source_of(fn, plan, v));
+      : module_(std::move(module)), root_(build_block(fn, plan, module_, options.name)) {
     if (options.want_texts) {
       llvm_ir_ = module_.llvm_ir();
       optimized_llvm_ir_ = module_.optimized_llvm_ir();
@@ -185,48 +550,30 @@ class CompiledProgram final : public Executable {
   }
 
   std::vector<Array> run(std::span<const Array> inputs) const override {
-    if (inputs.size() != input_types_.size())
-      detail::raise<Error>("jit", "the compiled function takes ", input_types_.size(),
+    const Block& b = *root_;
+    if (inputs.size() != b.input_types.size())
+      detail::raise<Error>("jit", "the compiled function takes ", b.input_types.size(),
                            " inputs, got ", inputs.size());
-    absl::InlinedVector<void*, 32> slots(num_slots_, nullptr);
-    absl::InlinedVector<Array, 32> buffers(num_slots_);  // this run's own buffers, by slot
+    absl::InlinedVector<const void*, 16> ptrs;
     for (size_t i = 0; i < inputs.size(); ++i) {
       const detail::ArrayImpl& impl = detail::concrete_impl(inputs[i], "jit");
-      const ir::Type& t = input_types_[i];
+      const ir::Type& t = b.input_types[i];
       if (impl.type.dtype != t.dtype || impl.type.shape != t.shape)
         detail::raise<TypeError>("jit", "input ", i, " is ", ir::type_str(impl.type),
                                  " but the function was compiled for ", ir::type_str(t));
-      slots[static_cast<size_t>(input_slots_[i])] = impl.buffer->data();
+      ptrs.push_back(impl.buffer->data());
     }
-    for (const auto& [slot, value] : constants_) slots[static_cast<size_t>(slot)] = value.impl()->buffer->data();
-    for (const auto& [slot, type] : temporaries_) {
-      Array& a = buffers[static_cast<size_t>(slot)];
-      a = detail::make_concrete(type);
-      slots[static_cast<size_t>(slot)] = a.impl()->buffer->data();
-    }
-    auto value = [&](const OutputSource& o) -> Array {
-      switch (o.kind) {
-        case OutputSource::kInput: return inputs[static_cast<size_t>(o.index)];
-        case OutputSource::kConstant: return o.constant;
-        case OutputSource::kSlot: return buffers[static_cast<size_t>(o.index)];
-      }
-      return Array();
-    };
-    std::vector<Array> operands;
-    for (const Step& step : steps_) {
-      if (step.fn) {
-        run_step(step, slots.data());
-        continue;
-      }
-      const HostPrint& print = host_prints_[static_cast<size_t>(step.host)];
-      operands.clear();
-      for (const OutputSource& o : print.operands) operands.push_back(value(o));
-      detail::emit_debug(print.text, operands);
-    }
-
+    Frame frame(b);
+    run_frame(frame, ptrs.data());
     std::vector<Array> out;
-    out.reserve(outputs_.size());
-    for (const OutputSource& o : outputs_) out.push_back(value(o));
+    out.reserve(b.outputs.size());
+    for (const Source& o : b.outputs) {
+      switch (o.kind) {
+        case Source::kInput: out.push_back(inputs[static_cast<size_t>(o.index)]); break;
+        case Source::kConstant: out.push_back(o.constant); break;
+        case Source::kSlot: out.push_back(frame.buffers[static_cast<size_t>(o.index)]); break;
+      }
+    }
     return out;
   }
 
@@ -240,43 +587,8 @@ class CompiledProgram final : public Executable {
   BackendTimes times_;
 
  private:
-  using VarId = ir::VarId;
-  // A debug_print run on the host: its format and where each operand's value lives.
-  struct HostPrint {
-    std::string text;
-    std::vector<OutputSource> operands;
-  };
-
-  static OutputSource source_of(const ir::Function& fn, const FusionPlan& plan, VarId v) {
-    OutputSource out{OutputSource::kSlot};
-    switch (plan.storage[static_cast<size_t>(v)]) {
-      case Storage::kInput:
-        out.kind = OutputSource::kInput;
-        out.index = static_cast<int>(std::find(fn.inputs.begin(), fn.inputs.end(), v) - fn.inputs.begin());
-        break;
-      case Storage::kConstant: case Storage::kLiteral:
-        out.kind = OutputSource::kConstant;
-        for (size_t i = 0; i < fn.const_vars.size(); ++i)
-          if (fn.const_vars[i] == v) out.constant = fn.const_values[i];
-        break;
-      case Storage::kComputed: case Storage::kResult:
-        out.index = plan.slot[static_cast<size_t>(v)];
-        break;
-      case Storage::kInline: case Storage::kUnused:
-        TJ_CHECK(false, "value ", v, " has no storage");
-    }
-    return out;
-  }
-
   CompiledModule module_;  // owns the code every Step points into
-  std::vector<ir::Type> input_types_;
-  std::vector<int> input_slots_;
-  size_t num_slots_ = 0;
-  std::vector<std::pair<int, Array>> constants_;
-  std::vector<std::pair<int, ir::Type>> temporaries_;
-  std::vector<Step> steps_;  // kernels and host steps, in order
-  std::vector<HostPrint> host_prints_;
-  std::vector<OutputSource> outputs_;
+  std::unique_ptr<Block> root_;
   std::string llvm_ir_, optimized_llvm_ir_, assembly_;
 };
 

@@ -22,13 +22,24 @@ using ir::VarId;
 constexpr int64_t kMaxRecomputeCost = 4;
 constexpr int64_t kCostCap = int64_t{1} << 30;
 
+// Inline values are recomputed by their consumers; the others are a kernel's (or a region
+// step's) stored result.
 bool is_inline_prim(Prim p) {
   switch (p) {
-    case Prim::kReduceSum: case Prim::kReduceMax: case Prim::kMatmul: case Prim::kConcatenate:
-      return false;
-    default:
+    case Prim::kNeg: case Prim::kExp: case Prim::kLog: case Prim::kLog1p: case Prim::kSin:
+    case Prim::kCos: case Prim::kTanh: case Prim::kSqrt: case Prim::kAbs: case Prim::kSign:
+    case Prim::kStopGradient: case Prim::kConvert: case Prim::kBitcast: case Prim::kAdd:
+    case Prim::kMul: case Prim::kDiv: case Prim::kPow: case Prim::kMax: case Prim::kMin:
+    case Prim::kAnd: case Prim::kOr: case Prim::kXor: case Prim::kShl: case Prim::kShr:
+    case Prim::kEq: case Prim::kNe: case Prim::kLt: case Prim::kLe: case Prim::kGt: case Prim::kGe:
+    case Prim::kSelect: case Prim::kBroadcast: case Prim::kReshape: case Prim::kTranspose:
+    case Prim::kSlice: case Prim::kIota:
       return true;
+    case Prim::kReduceSum: case Prim::kReduceMax: case Prim::kMatmul: case Prim::kConcatenate:
+    case Prim::kDebugPrint: case Prim::kCall: case Prim::kCond: case Prim::kWhile: case Prim::kScan:
+      return false;
   }
+  return false;
 }
 
 // Rough cost of one evaluation, in vectorized adds: what recomputing a value under a broadcast
@@ -45,9 +56,17 @@ int64_t op_cost(Prim p) {
     case Prim::kBroadcast: case Prim::kReshape: case Prim::kTranspose: case Prim::kSlice:
     case Prim::kStopGradient:
       return 0;
-    default:
+    case Prim::kNeg: case Prim::kAbs: case Prim::kSign: case Prim::kConvert: case Prim::kBitcast:
+    case Prim::kAdd: case Prim::kMul: case Prim::kMax: case Prim::kMin: case Prim::kAnd:
+    case Prim::kOr: case Prim::kXor: case Prim::kShl: case Prim::kShr: case Prim::kEq:
+    case Prim::kNe: case Prim::kLt: case Prim::kLe: case Prim::kGt: case Prim::kGe:
+    case Prim::kSelect: case Prim::kIota: case Prim::kReduceSum: case Prim::kReduceMax:
+    case Prim::kMatmul: case Prim::kConcatenate:
       return 1;
+    case Prim::kDebugPrint: case Prim::kCall: case Prim::kCond: case Prim::kWhile: case Prim::kScan:
+      return 0;  // not part of a kernel's loop
   }
+  return 1;
 }
 
 // The dimensions of `shape` larger than 1: the ones a loop nest iterates.
@@ -72,12 +91,9 @@ bool reshape_keeps_dims(const Shape& from, const Shape& to) {
 bool moves_elements(const ir::Function& fn, const Eqn& e) {
   const Shape& in = fn.type(e.in[0]).shape;
   const Shape& out = fn.type(e.out[0]).shape;
-  switch (e.prim) {
-    case Prim::kBroadcast: return shape_size(in) != shape_size(out);
-    case Prim::kReshape: return !reshape_keeps_dims(in, out);
-    case Prim::kTranspose: case Prim::kSlice: return true;
-    default: return false;
-  }
+  if (e.prim == Prim::kBroadcast) return shape_size(in) != shape_size(out);
+  if (e.prim == Prim::kReshape) return !reshape_keeps_dims(in, out);
+  return e.prim == Prim::kTranspose || e.prim == Prim::kSlice;
 }
 
 class Planner {
@@ -125,7 +141,7 @@ class Planner {
     for (VarId v : fn_.outputs) live[static_cast<size_t>(v)] = true;
     for (size_t i = fn_.eqns.size(); i-- > 0;) {
       const Eqn& e = fn_.eqns[i];
-      bool used = ir::has_effect(e.prim) ||
+      bool used = ir::has_effect(e) ||
                   std::any_of(e.out.begin(), e.out.end(),
                               [&](VarId v) { return live[static_cast<size_t>(v)]; });
       if (!used) continue;
@@ -150,7 +166,7 @@ class Planner {
       if (storage(v) == Storage::kInline) storage(v) = Storage::kComputed;
     for (int i : live_eqns_) {
       const Eqn& e = fn_.eqns[static_cast<size_t>(i)];
-      if (ir::has_effect(e.prim)) {  // the host reads its operands from buffers
+      if (ir::has_effect(e.prim) || ir::has_regions(e.prim)) {  // read from buffers by the host
         for (VarId v : e.in)
           if (storage(v) == Storage::kInline) storage(v) = Storage::kComputed;
         continue;
@@ -203,6 +219,20 @@ class Planner {
   void form_kernels() {
     for (int i : live_eqns_) {
       const Eqn& e = fn_.eqns[static_cast<size_t>(i)];
+      if (ir::has_regions(e.prim)) {  // a step of its own, after everything it reads
+        Kernel k;
+        k.kind = KernelKind::kRegion;
+        k.eqn = i;
+        k.splittable = false;
+        for (const auto& r : e.params.regions)
+          k.regions.push_back(std::make_shared<const FusionPlan>(plan_fusion(*r, options_)));
+        for (VarId v : e.out) {
+          k.roots.push_back(v);
+          plan_.kernel_of[static_cast<size_t>(v)] = static_cast<int>(plan_.kernels.size());
+        }
+        plan_.kernels.push_back(std::move(k));
+        continue;
+      }
       if (e.out.empty()) continue;  // an effect: a host step
       VarId v = e.out[0];
       if (!is_kernel_value(v)) continue;
@@ -255,9 +285,15 @@ class Planner {
   }
 
   void place_host_steps() {
+    // Host steps keep program order with each other and with region steps that hold effects.
     int after = -1;
     for (int i : live_eqns_) {
       const Eqn& e = fn_.eqns[static_cast<size_t>(i)];
+      if (ir::has_regions(e.prim) && ir::has_effect(e)) {
+        for (size_t k = 0; k < plan_.kernels.size(); ++k)
+          if (plan_.kernels[k].eqn == i) after = std::max(after, static_cast<int>(k));
+        continue;
+      }
       if (!ir::has_effect(e.prim)) continue;
       for (VarId v : e.in)
         if (is_kernel_value(v)) after = std::max(after, kernel_of(v));
@@ -330,6 +366,13 @@ class Planner {
   void describe(Kernel& kernel) {
     const int k = static_cast<int>(&kernel - plan_.kernels.data());
     ++epoch_;
+    if (kernel.kind == KernelKind::kRegion) {
+      for (VarId u : fn_.eqns[static_cast<size_t>(kernel.eqn)].in)
+        if (has_buffer(u)) kernel.reads.push_back(plan_.slot[static_cast<size_t>(u)]);
+      for (VarId r : kernel.roots) kernel.writes.push_back(plan_.slot[static_cast<size_t>(r)]);
+      kernel.eqns = {kernel.eqn};
+      return;
+    }
     for (VarId r : kernel.roots) {
       if (kernel.kind == KernelKind::kElementwise) {
         walk(r, k, kernel.eqns, kernel.reads);
@@ -397,6 +440,8 @@ class Planner {
         kernel.work = std::max<int64_t>(1, a[1] * b[1]);
         break;
       }
+      case KernelKind::kRegion:
+        break;  // described above
       case KernelKind::kConcatenate: {
         const Eqn& e = producer(kernel.roots[0]);
         kernel.scheme = LoopScheme::kNest;
@@ -525,6 +570,7 @@ const char* kernel_kind_name(KernelKind kind) {
     case KernelKind::kReduce: return "reduce";
     case KernelKind::kMatmul: return "matmul";
     case KernelKind::kConcatenate: return "concatenate";
+    case KernelKind::kRegion: return "region";
   }
   return "?";
 }

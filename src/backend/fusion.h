@@ -13,7 +13,13 @@
 //                (float sums may be reassociated, so their order is unspecified, as in XLA)
 //   matmul       [m,k] x [k,n], i-k-j order, k summed in sequence (as the eager reference)
 //   concatenate  one loop nest per operand, each writing its slab
+//   region       a control-flow equation (cond, while, scan): no code of its own; the runtime
+//                runs its sub-plans (one per region, planned like any function) as a loop or a
+//                branch, with the loop's carries in buffers allocated once per call
+//
+// So a plan is a tree: kernels, host steps, and region steps whose sub-plans hold the same.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -30,10 +36,12 @@ enum class Storage : uint8_t {
   kInline,    // recomputed by each consumer at the index it needs
   kComputed,  // an elementwise or layout result stored in a buffer (an output, a matmul operand,
               // or too costly to recompute): consumers in its own kernel recompute it, others load
-  kResult,    // a reduction, matmul or concatenation result: always loaded
+  kResult,    // a reduction, matmul, concatenation or control-flow result: always loaded
 };
 
-enum class KernelKind : uint8_t { kElementwise, kReduce, kMatmul, kConcatenate };
+enum class KernelKind : uint8_t { kElementwise, kReduce, kMatmul, kConcatenate, kRegion };
+
+struct FusionPlan;
 
 /// How a kernel's loops run over [begin, end) of its outermost range; see Kernel.
 enum class LoopScheme : uint8_t {
@@ -60,6 +68,9 @@ struct Kernel {
   int64_t work = 1;
   // The buffers it reads, then writes (slot numbers), for the lowering's noalias arguments.
   std::vector<int> reads, writes;
+  // kRegion: the control-flow equation, and the plan of each of its regions.
+  int eqn = -1;
+  std::vector<std::shared_ptr<const FusionPlan>> regions;
 };
 
 /// An effect (debug_print) the runtime performs on the host between kernels. Its operands all
@@ -94,7 +105,7 @@ FusionPlan plan_fusion(const ir::Function& fn, const FusionOptions& options = {}
 /// two kernels appears in both), and its outputs. Variables are named as ir::to_string names them.
 std::string fused_ir_str(const ir::Function& fn, const FusionPlan& plan);
 
-/// "elementwise", "reduce", "matmul", "concatenate".
+/// "elementwise", "reduce", "matmul", "concatenate", "region".
 const char* kernel_kind_name(KernelKind kind);
 
 }  // namespace tracejit::backend

@@ -67,25 +67,43 @@ std::vector<int64_t> non_unit_dims(const Shape& shape) {
 
 class Lowering {
  public:
+  // Lowers the kernels of `plan` (a plan of `fn`) into `module`, named after `prefix`.
+  // A region's inputs and outputs may be rows of stacked arrays (scan's xs and ys), so only the
+  // buffers the runtime allocates itself are known to be aligned there.
   Lowering(const ir::Function& fn, const FusionPlan& plan, const FusionOptions& fusion,
-           const CompileOptions& options)
+           const CompileOptions& options, llvm::Module& module, std::string prefix, bool region)
       : fn_(fn), plan_(plan), fusion_(fusion), options_(options),
-        context_(OrcJit::make_context()),
-        module_(std::make_unique<llvm::Module>(options.name, *context_)),
+        context_(&module.getContext()),
+        module_(&module),
+        prefix_(std::move(prefix)),
         b_(*context_),
         i64_(b_.getInt64Ty()),
         ptr_(b_.getPtrTy()) {
     if (options.fast_math) fast_.setFast();
+    aligned_.assign(plan.slots.size(), true);
+    if (region)
+      for (const auto* vars : {&fn.inputs, &fn.outputs})
+        for (VarId v : *vars)
+          if (int s = plan.slot[static_cast<size_t>(v)]; s >= 0) aligned_[static_cast<size_t>(s)] = false;
     for (size_t i = 0; i < fn.const_vars.size(); ++i) literals_[fn.const_vars[i]] = &fn.const_values[i];
   }
 
-  void lower_all() {
-    for (size_t k = 0; k < plan_.kernels.size(); ++k) lower_kernel(static_cast<int>(k));
-  }
-
-  /// The module and its context, for OrcJit::compile.
-  std::pair<std::unique_ptr<llvm::Module>, std::unique_ptr<llvm::LLVMContext>> take() {
-    return {std::move(module_), std::move(context_)};
+  /// Lowers every kernel, and those of the region steps' sub-plans, into the one module;
+  /// appends their entry points to `symbols`.
+  void lower_all(std::vector<std::string>& symbols) {
+    for (size_t k = 0; k < plan_.kernels.size(); ++k) {
+      const Kernel& kernel = plan_.kernels[k];
+      if (kernel.kind != KernelKind::kRegion) {
+        lower_kernel(static_cast<int>(k));
+        symbols.push_back(kernel_symbol(prefix_, k));
+        continue;
+      }
+      const ir::Eqn& e = fn_.eqns[static_cast<size_t>(kernel.eqn)];
+      for (size_t r = 0; r < kernel.regions.size(); ++r)
+        Lowering(*e.params.regions[r], *kernel.regions[r], fusion_, options_, *module_,
+                 region_prefix(prefix_, k, r), /*region=*/true)
+            .lower_all(symbols);
+    }
   }
 
  private:
@@ -93,8 +111,10 @@ class Lowering {
   const FusionPlan& plan_;
   FusionOptions fusion_;
   CompileOptions options_;
-  std::unique_ptr<llvm::LLVMContext> context_;  // declared before module_: destroyed after it
-  std::unique_ptr<llvm::Module> module_;
+  llvm::LLVMContext* context_;
+  llvm::Module* module_;
+  std::string prefix_;  // symbol prefix of this plan's kernels
+  std::vector<bool> aligned_;  // per slot: the buffer is a runtime::Buffer (kBufferAlign)
   llvm::IRBuilder<> b_;
   llvm::Type* i64_;
   llvm::Type* ptr_;
@@ -358,7 +378,8 @@ class Lowering {
         cannot_lower(p, d);
       }
       case Prim::kReduceSum: case Prim::kReduceMax: case Prim::kMatmul: case Prim::kConcatenate:
-      case Prim::kDebugPrint:
+      case Prim::kDebugPrint: case Prim::kCall: case Prim::kCond: case Prim::kWhile:
+      case Prim::kScan:
         break;
     }
     detail::fail_internal(__FILE__, __LINE__, "a kernel-level primitive cannot be inline");
@@ -759,7 +780,7 @@ class Lowering {
     slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
 
     // The body: noalias pointers, one per buffer, then the range.
-    std::string symbol = kernel_symbol(options_.name, static_cast<size_t>(k));
+    std::string symbol = kernel_symbol(prefix_, static_cast<size_t>(k));
     std::vector<llvm::Type*> params(slots.size(), ptr_);
     params.push_back(i64_);
     params.push_back(i64_);
@@ -769,9 +790,9 @@ class Lowering {
     for (size_t a = 0; a < slots.size(); ++a) {
       body->addParamAttr(static_cast<unsigned>(a), llvm::Attribute::NoAlias);
       body->addParamAttr(static_cast<unsigned>(a), llvm::Attribute::NoCapture);
-      // Every buffer is a runtime::Buffer, aligned to kBufferAlign.
-      body->addParamAttr(static_cast<unsigned>(a),
-                         llvm::Attribute::getWithAlignment(*context_, llvm::Align(runtime::kBufferAlign)));
+      if (aligned_[static_cast<size_t>(slots[a])])
+        body->addParamAttr(static_cast<unsigned>(a),
+                           llvm::Attribute::getWithAlignment(*context_, llvm::Align(runtime::kBufferAlign)));
       if (std::find(kernel.writes.begin(), kernel.writes.end(), slots[a]) == kernel.writes.end())
         body->addParamAttr(static_cast<unsigned>(a), llvm::Attribute::ReadOnly);
       buffer_[static_cast<size_t>(slots[a])] = body->getArg(static_cast<unsigned>(a));
@@ -787,6 +808,7 @@ class Lowering {
       case KernelKind::kReduce: lower_reduce(kernel, begin, end); break;
       case KernelKind::kMatmul: lower_matmul(kernel, begin, end); break;
       case KernelKind::kConcatenate: lower_concatenate(kernel, begin, end); break;
+      case KernelKind::kRegion: break;  // runs its sub-plans on the host; see lower_all
     }
     b_.CreateRetVoid();
 
@@ -1009,20 +1031,22 @@ std::string kernel_symbol(std::string_view name, size_t index) {
   return s + "_k" + std::to_string(index);
 }
 
+std::string region_prefix(std::string_view prefix, size_t kernel, size_t region) {
+  return detail::cat(prefix, "_k", kernel, "_r", region);
+}
+
 CompiledModule lower_and_compile(const ir::Function& fn, const FusionPlan& plan,
                                  const FusionOptions& fusion, const CompileOptions& options,
                                  double* lower_s) {
   auto start = std::chrono::steady_clock::now();
-  Lowering lowering(fn, plan, fusion, options);
-  lowering.lower_all();
+  std::unique_ptr<llvm::LLVMContext> context = OrcJit::make_context();
+  auto module = std::make_unique<llvm::Module>(options.name, *context);
   CompileRequest request;
   request.opt_level = options.opt_level;
   request.want_texts = options.want_texts;
-  for (size_t k = 0; k < plan.kernels.size(); ++k)
-    request.symbols.push_back(kernel_symbol(options.name, k));
+  Lowering(fn, plan, fusion, options, *module, options.name, /*region=*/false).lower_all(request.symbols);
   if (lower_s)
     *lower_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  auto [module, context] = lowering.take();
   return OrcJit::instance().compile(std::move(module), std::move(context), request);
 }
 

@@ -1,5 +1,6 @@
 #pragma once
-// Lowering of a fusion plan to LLVM IR: one module with one entry point per kernel,
+// Lowering of a fusion plan to LLVM IR: one module with one entry point per kernel (those of
+// region steps' sub-plans included),
 //   void <name>_k<i>(void** buffers, int64_t begin, int64_t end)
 // which runs steps [begin, end) of the kernel's outermost range (see Kernel in fusion.h) and
 // addresses its buffers as buffers[slot]. Each entry point loads its pointers and calls an
@@ -17,6 +18,9 @@ namespace tracejit::backend {
 
 /// The entry point of kernel `index` in a module lowered with CompileOptions::name `name`.
 std::string kernel_symbol(std::string_view name, size_t index);
+/// The name under which the kernels of region `region` of (region) kernel `kernel` of a plan
+/// lowered under `prefix` are lowered: kernel_symbol(region_prefix(...), i) is their entry.
+std::string region_prefix(std::string_view prefix, size_t kernel, size_t region);
 
 /// Thrown by lower_and_compile when a kernel's inline code passes kMaxInlineEvaluations while
 /// FusionOptions::materialize_layout is off; compile() then plans again with it on.

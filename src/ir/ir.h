@@ -6,6 +6,8 @@
 //   eqn      := binders " = " prim-name params? operand*
 //   binder   := var ":" type            type := dtype "[" dims "]"
 //   operand  := var | literal ":" type  (scalar constants print inline, as JAX's literals)
+//   params   := "[" (key "=" value)* "]"; a region prints as key "=" function on lines of its own,
+//               indented under its equation, with its own variable names (regions are closed)
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -31,9 +33,13 @@ inline constexpr int kNumPrims = 0
 #undef TJ_PRIM
     ;
 
-enum class PrimKind : uint8_t { Unary, Binary, Compare, Select, Reduce, Layout, Source, Contract, Effect };
+enum class PrimKind : uint8_t {
+  Unary, Binary, Compare, Select, Reduce, Layout, Source, Contract, Effect, Region
+};
 /// Which Params fields a primitive reads, and so what the printer shows.
-enum class ParamLayout : uint8_t { None, Dtype, Axes, Broadcast, NewShape, Perm, Slice, Axis, Iota, Text };
+enum class ParamLayout : uint8_t {
+  None, Dtype, Axes, Broadcast, NewShape, Perm, Slice, Axis, Iota, Text, Call, Cond, While, Scan
+};
 
 struct PrimInfo {
   std::string_view name;
@@ -48,6 +54,8 @@ bool is_elementwise(Prim p);
 /// Runs for a side effect and has no results: passes keep it, never merge it with an equal
 /// equation, and keep effects in program order; the tracer records every bind of it.
 bool has_effect(Prim p);
+/// Carries sub-programs (Params::regions).
+inline bool has_regions(Prim p) { return prim_info(p).kind == PrimKind::Region; }
 /// Every primitive, in table order (for tests and tools that walk the table).
 std::span<const Prim> all_prims();
 
@@ -67,6 +75,8 @@ struct Type {
 /// "f32[128,1]" (weak types print the same).
 std::string type_str(const Type& t);
 
+struct Function;
+
 /// Primitive parameters. One struct for all primitives keeps equations uniform; the
 /// primitive's ParamLayout says which fields are meaningful, the rest stay default.
 struct Params {
@@ -78,11 +88,18 @@ struct Params {
   DType dtype = DType::f32;     // convert and bitcast target, iota element type
   std::string text;             // debug_print: the format string
   bool weak_type = false;       // convert: the result's weak type (a weak operand stays weak)
+  // Higher-order primitives (see primitives.def): the sub-programs, compared and hashed by
+  // identity, and the operand groups, trip count and direction.
+  std::vector<std::shared_ptr<const Function>> regions;
+  std::vector<int64_t> groups;
+  int64_t length = 0;           // scan: steps; while: max_iterations (-1: unbounded)
+  bool reverse = false;         // scan
+  bool trajectory = false;      // while: also return the step count and the stacked carries
   bool operator==(const Params&) const = default;
   template <typename H>
   friend H AbslHashValue(H h, const Params& p) {
     return H::combine(std::move(h), p.shape, p.axes, p.limits, p.axis, p.dtype, p.text,
-                      p.weak_type);
+                      p.weak_type, p.regions, p.groups, p.length, p.reverse, p.trajectory);
   }
 };
 
@@ -130,12 +147,19 @@ struct Function {
 /// the verifier.
 std::vector<Type> infer_types(Prim prim, std::span<const Type> in, const Params& params);
 
+/// True when `e` runs an effect: an effect primitive, or a region that contains one.
+bool has_effect(const Eqn& e);
+/// True when `fn` (or a region inside it) contains an effect.
+bool has_effect(const Function& fn);
+
 /// The printed form (grammar above).
 std::string to_string(const Function& fn);
 /// The printed name of the n-th variable in order of appearance: a, b, ..., z, ba, bb, ...
 std::string var_name(int n);
 /// A scalar constant as an inline literal, e.g. "2.0:f32[]".
 std::string literal_str(const Array& value);
+/// The key a region prints under: "body", "cond", "true_branch", ...
+std::string region_name(Prim prim, size_t index, size_t count);
 /// "axes=(0, 1)" for the equation's parameters; empty when it has none.
 std::string params_str(Prim prim, const Params& params);
 

@@ -28,13 +28,26 @@ bool is_elementwise(Prim p) {
     case PrimKind::Unary: case PrimKind::Binary: case PrimKind::Compare: case PrimKind::Select:
       return true;
     case PrimKind::Reduce: case PrimKind::Layout: case PrimKind::Source: case PrimKind::Contract:
-    case PrimKind::Effect:
+    case PrimKind::Effect: case PrimKind::Region:
       return false;
   }
   return false;
 }
 
 bool has_effect(Prim p) { return prim_info(p).kind == PrimKind::Effect; }
+
+bool has_effect(const Eqn& e) {
+  if (has_effect(e.prim)) return true;
+  for (const auto& r : e.params.regions)
+    if (has_effect(*r)) return true;
+  return false;
+}
+
+bool has_effect(const Function& fn) {
+  for (const Eqn& e : fn.eqns)
+    if (has_effect(e)) return true;
+  return false;
+}
 
 std::string type_str(const Type& t) { return tracejit::type_str(t.dtype, t.shape); }
 

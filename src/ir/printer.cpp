@@ -6,6 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "frontend/errors.h"
 #include "ir/ir.h"
 #include "trace/array_impl.h"
@@ -27,6 +28,14 @@ std::string shortest(T v) {
   std::string s(buf, res.ptr);
   if (s.find_first_of(".eni") == std::string::npos) s += ".0";  // 2 -> 2.0, as Python prints
   return s;
+}
+
+// Every line of `text` prefixed with `prefix`.
+std::string indent(std::string_view text, std::string_view prefix) {
+  std::string out;
+  for (absl::string_view line : absl::StrSplit(detail::str_part(text), '\n'))
+    absl::StrAppend(&out, out.empty() ? "" : "\n", detail::str_part(prefix), line);
+  return out;
 }
 
 class Printer {
@@ -57,6 +66,11 @@ class Printer {
                       detail::str_part(prim_name(e.prim)),
                       ps.empty() ? "" : absl::StrCat("[", ps, "]"), ins.empty() ? "" : " ",
                       absl::StrJoin(ins, " "), "\n");
+      for (size_t r = 0; r < e.params.regions.size(); ++r)
+        absl::StrAppend(&out, indent(absl::StrCat(region_name(e.prim, r, e.params.regions.size()), "=",
+                                                  to_string(*e.params.regions[r])),
+                                     "      "),
+                        "\n");
     }
     std::vector<std::string> outs;
     for (VarId v : fn_.outputs) outs.push_back(use(v));
@@ -85,6 +99,14 @@ class Printer {
 };
 
 }  // namespace
+
+std::string region_name(Prim prim, size_t index, size_t count) {
+  if (prim == Prim::kCond && count == 2) return index == 0 ? "false_branch" : "true_branch";
+  if (prim == Prim::kCond) return absl::StrCat("branch", index);
+  if (prim == Prim::kWhile) return index == 0 ? "cond" : "body";
+  if (prim == Prim::kScan) return "body";
+  return "fn";
+}
 
 std::string var_name(int n) {
   std::string s;
@@ -126,6 +148,16 @@ std::string params_str(Prim prim, const Params& p) {
       return absl::StrCat("dimension=", p.axis, " dtype=", detail::str_part(dtype_name(p.dtype)),
                           " shape=", py_tuple(p.shape));
     case ParamLayout::Text: return absl::StrCat("fmt='", absl::CEscape(p.text), "'");
+    case ParamLayout::Call: return absl::StrCat("name=", p.text);
+    case ParamLayout::Cond: return absl::StrCat("branches=", p.regions.size());
+    case ParamLayout::While:
+      return absl::StrCat("body_nconsts=", p.groups.size() > 1 ? p.groups[1] : 0,
+                          " cond_nconsts=", p.groups.empty() ? 0 : p.groups[0],
+                          " max_iterations=", p.length, p.trajectory ? " trajectory=True" : "");
+    case ParamLayout::Scan:
+      return absl::StrCat("length=", p.length, " num_carry=", p.groups.size() > 1 ? p.groups[1] : 0,
+                          " num_consts=", p.groups.empty() ? 0 : p.groups[0],
+                          " reverse=", p.reverse ? "True" : "False");
   }
   return "";
 }

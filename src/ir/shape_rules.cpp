@@ -53,7 +53,8 @@ void check_dtype(Prim p, std::span<const Type> in) {
     case Prim::kMin: case Prim::kEq: case Prim::kNe: case Prim::kLt: case Prim::kLe:
     case Prim::kGt: case Prim::kGe: case Prim::kSelect: case Prim::kReduceMax:
     case Prim::kBroadcast: case Prim::kReshape: case Prim::kTranspose: case Prim::kSlice:
-    case Prim::kConcatenate: case Prim::kIota:
+    case Prim::kConcatenate: case Prim::kIota: case Prim::kCall: case Prim::kCond:
+    case Prim::kWhile: case Prim::kScan:
       break;
   }
   if (!ok)
@@ -171,6 +172,136 @@ Type matmul_type(Prim p, const Type& a, const Type& b) {
   return Type{a.dtype, {a.shape[0], b.shape[1]}, a.weak && b.weak};
 }
 
+// Region signatures. The public control-flow functions check types first and name the leaf
+// paths; these rules re-check what the IR must satisfy, for the verifier and for replays.
+bool same_value(const Type& a, const Type& b) { return a.dtype == b.dtype && a.shape == b.shape; }
+
+void check_region_inputs(Prim p, const Function& f, std::string_view which,
+                         std::span<const Type> in) {
+  bool ok = f.inputs.size() == in.size();
+  for (size_t i = 0; ok && i < in.size(); ++i) ok = same_value(f.type(f.inputs[i]), in[i]);
+  if (!ok) {
+    std::vector<Type> want;
+    for (VarId v : f.inputs) want.push_back(f.type(v));
+    raise<TypeError>(prim_name(p), which, " takes (", operands_str(want), ") but is given (",
+                     operands_str(in), ")");
+  }
+}
+
+std::vector<Type> region_outputs(const Function& f) {
+  std::vector<Type> out;
+  for (VarId v : f.outputs) out.push_back(f.type(v));
+  return out;
+}
+
+void check_carry(Prim p, std::span<const Type> carry, std::span<const Type> out) {
+  bool ok = out.size() >= carry.size();
+  for (size_t i = 0; ok && i < carry.size(); ++i) ok = same_value(carry[i], out[i]);
+  if (!ok)
+    raise<TypeError>(prim_name(p), "body returns (", operands_str(out), ") for the carry (",
+                     operands_str(carry), ")");
+}
+
+std::vector<Type> concat_types(std::span<const Type> a, std::span<const Type> b) {
+  std::vector<Type> out(a.begin(), a.end());
+  out.insert(out.end(), b.begin(), b.end());
+  return out;
+}
+
+Type stacked(const Type& t, int64_t length) {
+  Type s = t;
+  s.shape.insert(s.shape.begin(), length);
+  s.weak = false;
+  return s;
+}
+
+// Checks that params hold `regions` sub-programs and `groups` operand groups that fit `in`.
+void check_layout(Prim p, std::span<const Type> in, const Params& params, size_t regions,
+                  size_t groups) {
+  if (params.regions.size() != regions || params.groups.size() != groups)
+    raise<Error>(prim_name(p), "needs ", regions, " regions and ", groups, " operand groups");
+  int64_t sum = 0;
+  for (int64_t g : params.groups) sum += g;
+  if (sum < 0 || static_cast<size_t>(sum) > in.size())
+    raise<Error>(prim_name(p), "operand groups exceed the operands");
+}
+
+std::vector<Type> call_types(std::span<const Type> in, const Params& params) {
+  check_layout(Prim::kCall, in, params, 1, 0);
+  check_region_inputs(Prim::kCall, *params.regions[0], "the called function", in);
+  return region_outputs(*params.regions[0]);
+}
+
+std::vector<Type> cond_types(std::span<const Type> in, const Params& params) {
+  const Prim p = Prim::kCond;
+  const auto& rs = params.regions;
+  if (rs.empty()) raise<Error>(prim_name(p), "needs at least one branch");
+  check_layout(p, in, params, rs.size(), 0);
+  if (in.empty() || in[0].dtype != DType::i32 || !in[0].shape.empty())
+    raise<TypeError>(prim_name(p), "the branch index must be i32[], got ",
+                     in.empty() ? std::string("nothing") : type_str(in[0]));
+  std::vector<Type> out = region_outputs(*rs[0]);
+  for (size_t b = 0; b < rs.size(); ++b) {
+    check_region_inputs(p, *rs[b], detail::cat("branch ", b), in.subspan(1));
+    std::vector<Type> ob = region_outputs(*rs[b]);
+    bool ok = ob.size() == out.size();
+    for (size_t i = 0; ok && i < ob.size(); ++i) {
+      ok = same_value(ob[i], out[i]);
+      out[i].weak = out[i].weak && ob[i].weak;
+    }
+    if (!ok)
+      raise<TypeError>(prim_name(p), "branch ", b, " returns (", operands_str(ob),
+                       ") but branch 0 returns (", operands_str(region_outputs(*rs[0])), ")");
+  }
+  return out;
+}
+
+std::vector<Type> while_types(std::span<const Type> in, const Params& params) {
+  const Prim p = Prim::kWhile;
+  check_layout(p, in, params, 2, 2);
+  const auto& rs = params.regions;
+  const size_t nc = static_cast<size_t>(params.groups[0]), nb = static_cast<size_t>(params.groups[1]);
+  std::span<const Type> carry = in.subspan(nc + nb);
+  check_region_inputs(p, *rs[0], "cond", concat_types(in.subspan(0, nc), carry));
+  check_region_inputs(p, *rs[1], "body", concat_types(in.subspan(nc, nb), carry));
+  std::vector<Type> c = region_outputs(*rs[0]);
+  if (c.size() != 1 || c[0].dtype != DType::bool_ || !c[0].shape.empty())
+    raise<TypeError>(prim_name(p), "cond must return one bool[], got (", operands_str(c), ")");
+  std::vector<Type> b = region_outputs(*rs[1]);
+  check_carry(p, carry, b);
+  if (b.size() != carry.size()) raise<TypeError>(prim_name(p), "body returns extra values");
+  std::vector<Type> out(carry.begin(), carry.end());
+  if (params.trajectory) {
+    if (params.length < 0) raise<Error>(prim_name(p), "a trajectory needs max_iterations");
+    out.push_back(Type{DType::i32, {}, false});
+    for (const Type& t : carry) out.push_back(stacked(t, params.length));
+  }
+  return out;
+}
+
+std::vector<Type> scan_types(std::span<const Type> in, const Params& params) {
+  const Prim p = Prim::kScan;
+  check_layout(p, in, params, 1, 2);
+  const size_t nk = static_cast<size_t>(params.groups[0]), nc = static_cast<size_t>(params.groups[1]);
+  if (params.length < 0) raise<ShapeError>(prim_name(p), "length ", params.length, " is negative");
+  std::span<const Type> carry = in.subspan(nk, nc), xs = in.subspan(nk + nc);
+  std::vector<Type> body_in(in.begin(), in.begin() + static_cast<ptrdiff_t>(nk + nc));
+  for (const Type& x : xs) {
+    if (x.shape.empty() || x.shape[0] != params.length)
+      raise<ShapeError>(prim_name(p), "xs operand ", type_str(x), " does not have length ",
+                        params.length, " on its leading axis");
+    Type slice = x;
+    slice.shape.erase(slice.shape.begin());
+    body_in.push_back(slice);
+  }
+  check_region_inputs(p, *params.regions[0], "body", body_in);
+  std::vector<Type> b = region_outputs(*params.regions[0]);
+  check_carry(p, carry, b);
+  std::vector<Type> out(carry.begin(), carry.end());
+  for (size_t i = nc; i < b.size(); ++i) out.push_back(stacked(b[i], params.length));
+  return out;
+}
+
 }  // namespace
 
 std::vector<Type> infer_types(Prim p, std::span<const Type> in, const Params& params) {
@@ -249,6 +380,10 @@ std::vector<Type> infer_types(Prim p, std::span<const Type> in, const Params& pa
         raise<Error>(info.name, "the format '", params.text, "' has ",
                      detail::count_placeholders(params.text), " placeholders for ", in.size(), " operands");
       return {};
+    case Prim::kCall: return call_types(in, params);
+    case Prim::kCond: return cond_types(in, params);
+    case Prim::kWhile: return while_types(in, params);
+    case Prim::kScan: return scan_types(in, params);
   }
   detail::fail_internal(__FILE__, __LINE__, "unknown primitive");
 }

@@ -41,6 +41,12 @@ void verify(const Function& fn, std::string_view stage) {
   for (size_t i = 0; i < fn.eqns.size(); ++i) {
     const Eqn& e = fn.eqns[i];
     std::string where = detail::cat("equation ", i, " (", detail::str_part(prim_name(e.prim)), ")");
+    for (const auto& r : e.params.regions) {
+      if (!r) broken(stage, detail::cat(where, " has a null region"), fn);
+      if (!r->captures.empty())
+        broken(stage, detail::cat(where, " has a region that captures values: regions are closed"), fn);
+      verify(*r, detail::cat(stage, ", in a region of ", where));
+    }
     std::vector<Type> in;
     for (VarId v : e.in) {
       require(v, where);

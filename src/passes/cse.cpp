@@ -46,7 +46,7 @@ bool cse(ir::Function& fn) {
   std::vector<ir::Eqn> eqns;
   for (ir::Eqn& e : fn.eqns) {
     subst.apply(e);
-    if (ir::has_effect(e.prim)) {  // two equal prints both print
+    if (ir::has_effect(e)) {  // two equal prints both print
       eqns.push_back(std::move(e));
       continue;
     }

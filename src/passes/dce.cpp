@@ -10,7 +10,7 @@ bool dce(ir::Function& fn) {
   std::vector<bool> keep(fn.eqns.size(), false);
   for (size_t i = fn.eqns.size(); i-- > 0;) {
     const ir::Eqn& e = fn.eqns[i];
-    bool needed = ir::has_effect(e.prim);
+    bool needed = ir::has_effect(e);
     for (ir::VarId v : e.out) needed = needed || live[static_cast<size_t>(v)];
     if (!needed) continue;
     keep[i] = true;

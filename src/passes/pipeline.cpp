@@ -1,6 +1,8 @@
-// The pass pipeline: simplify, cse, dce, repeated until nothing changes, the verifier after
-// each pass.
+// The pass pipeline: calls inlined and regions optimized, then simplify, cse, dce, repeated
+// until nothing changes, the verifier after each pass.
 #include "passes/pipeline.h"
+
+#include "ir/region_utils.h"
 
 namespace tracejit::passes {
 namespace {
@@ -20,6 +22,14 @@ constexpr Pass kPipeline[] = {{"simplify", simplify}, {"cse", cse}, {"dce", dce}
 ir::Function optimize(const ir::Function& input,
                       const std::function<void(std::string_view, const ir::Function&)>& trace) {
   ir::Function fn = input;
+  // Nested jit calls are inlined first, so that fusion sees across their boundaries; the
+  // regions of loops and branches are optimized on their own, as functions.
+  if (ir::inline_calls(fn)) {
+    ir::verify(fn, "inline");
+    if (trace) trace("inline", fn);
+  }
+  for (ir::Eqn& e : fn.eqns)
+    for (auto& r : e.params.regions) r = std::make_shared<const ir::Function>(optimize(*r, trace));
   for (int round = 0; round < kMaxRounds; ++round) {
     bool changed = false;
     for (const Pass& pass : kPipeline) {

@@ -29,7 +29,9 @@ class Simplifier {
     bool changed = false;
     for (ir::Eqn& e : fn_.eqns) {
       subst_.apply(e);
-      if (ir::has_effect(e.prim)) {  // no result to fold or forward; kept in place
+      // Effects have no result to fold or forward; loops and branches are not run at compile
+      // time (their regions were optimized on their own): both are kept in place.
+      if (ir::has_effect(e) || ir::has_regions(e.prim)) {
         kept_.push_back(std::move(e));
         continue;
       }
@@ -130,7 +132,8 @@ class Simplifier {
       case Prim::kXor: case Prim::kShl: case Prim::kShr: case Prim::kEq: case Prim::kNe:
       case Prim::kLt: case Prim::kLe: case Prim::kGt: case Prim::kGe: case Prim::kReduceSum:
       case Prim::kReduceMax: case Prim::kConcatenate: case Prim::kIota: case Prim::kMatmul:
-      case Prim::kDebugPrint:
+      case Prim::kDebugPrint: case Prim::kCall: case Prim::kCond: case Prim::kWhile:
+      case Prim::kScan:
         return false;
     }
     return false;

@@ -368,6 +368,8 @@ void eval_into(Prim p, std::span<const Array> in, const ir::Params& params, Arra
       return;
     case Prim::kDebugPrint:
       break;  // no result: eval_eager prints it
+    case Prim::kCall: case Prim::kCond: case Prim::kWhile: case Prim::kScan:
+      break;  // eval_eager hands them to eval_region
   }
   fail_internal(__FILE__, __LINE__, "unknown primitive");
 }
@@ -393,6 +395,7 @@ std::vector<Array> eval_eager(ir::Prim prim, std::span<const Array> in, const ir
     emit_debug(params.text, in);
     return {};
   }
+  if (ir::has_regions(prim)) return eval_region(prim, in, params, out_types);
   std::vector<Array> outs;
   for (const ir::Type& t : out_types) outs.push_back(make_concrete(t));
   eval_into(prim, in, params, outs[0]);

@@ -11,6 +11,10 @@ namespace tracejit::detail {
 std::vector<Array> eval_eager(ir::Prim prim, std::span<const Array> in, const ir::Params& params,
                               std::span<const ir::Type> out_types);
 
+/// The higher-order primitives (call, cond, while, scan): their regions replayed through bind.
+std::vector<Array> eval_region(ir::Prim prim, std::span<const Array> in, const ir::Params& params,
+                               std::span<const ir::Type> out_types);
+
 /// Row-major strides, in elements, of `shape`.
 std::vector<int64_t> row_major_strides(const Shape& shape);
 

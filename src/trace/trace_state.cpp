@@ -76,7 +76,9 @@ std::vector<Array> TraceState::bind(ir::Prim prim, std::span<const Array> in,
     in_types.push_back(fn_.type(key.in.back()));
   }
   std::vector<Array> outs;
-  const bool effect = ir::has_effect(prim);  // recorded every time it is bound
+  // Effects (and regions holding one) are recorded every time they are bound.
+  bool effect = ir::has_effect(prim);
+  for (const auto& r : params.regions) effect = effect || ir::has_effect(*r);
   if (auto it = effect ? recorded_.end() : recorded_.find(key); it != recorded_.end()) {
     for (ir::VarId v : it->second) outs.push_back(make_tracer(v));
     return outs;
@@ -117,6 +119,23 @@ Array bind1(ir::Prim prim, std::span<const Array> in, const ir::Params& params) 
   return bind(prim, in, params)[0];
 }
 
+std::pair<std::shared_ptr<ir::Function>, std::vector<Array>> close_region(Traced t) {
+  auto fn = std::make_shared<ir::Function>(*t.fn);
+  std::vector<ir::VarId> inputs = fn->captures;
+  inputs.insert(inputs.end(), fn->inputs.begin(), fn->inputs.end());
+  fn->inputs = std::move(inputs);
+  fn->captures.clear();
+  return {std::move(fn), std::move(t.captured)};
+}
+
+std::vector<Array> bind_call(std::string name, Traced traced, std::span<const Array> args) {
+  auto [fn, operands] = close_region(std::move(traced));
+  operands.insert(operands.end(), args.begin(), args.end());
+  ir::Params params{.text = std::move(name)};
+  params.regions = {std::move(fn)};
+  return bind(ir::Prim::kCall, operands, params);
+}
+
 // TraceScope: the RAII handle that pushes and pops a TraceState.
 
 TraceScope::TraceScope(std::string name)
@@ -150,28 +169,6 @@ Traced TraceScope::finish(const std::vector<Array>& outputs) {
   Traced t = state_->finish(outputs);
   pop_trace(state_);  // later operations go to the enclosing trace again
   return t;
-}
-
-std::vector<Array> eval_ir(const ir::Function& fn, std::span<const Array> inputs,
-                           std::span<const Array> captured) {
-  TJ_CHECK(inputs.size() == fn.inputs.size(), "eval_ir: ", inputs.size(), " inputs for ",
-           fn.inputs.size(), " parameters");
-  TJ_CHECK(captured.size() == fn.captures.size(), "eval_ir: captures");
-  std::vector<Array> env(static_cast<size_t>(fn.num_vars()));
-  for (size_t i = 0; i < inputs.size(); ++i) env[static_cast<size_t>(fn.inputs[i])] = inputs[i];
-  for (size_t i = 0; i < captured.size(); ++i) env[static_cast<size_t>(fn.captures[i])] = captured[i];
-  for (size_t i = 0; i < fn.const_vars.size(); ++i)
-    env[static_cast<size_t>(fn.const_vars[i])] = fn.const_values[i];
-  std::vector<Array> args;
-  for (const ir::Eqn& e : fn.eqns) {
-    args.clear();
-    for (ir::VarId v : e.in) args.push_back(env[static_cast<size_t>(v)]);
-    std::vector<Array> outs = bind(e.prim, args, e.params);
-    for (size_t k = 0; k < e.out.size(); ++k) env[static_cast<size_t>(e.out[k])] = std::move(outs[k]);
-  }
-  std::vector<Array> result;
-  for (ir::VarId v : fn.outputs) result.push_back(env[static_cast<size_t>(v)]);
-  return result;
 }
 
 }  // namespace tracejit::detail

@@ -64,6 +64,10 @@ inline Array bind1(ir::Prim prim, std::initializer_list<Array> in, const ir::Par
   return bind1(prim, std::span<const Array>(in.begin(), in.size()), params);
 }
 
+/// A traced sub-program as a closed region: the values it captured from enclosing traces become
+/// its leading inputs, and are returned as the operands that feed them.
+std::pair<std::shared_ptr<ir::Function>, std::vector<Array>> close_region(Traced t);
+
 /// Throws TracerLeakError (tracer of an ended trace or another thread) naming `op`.
 [[noreturn]] void raise_leak(const ArrayImpl& impl, std::string_view op);
 

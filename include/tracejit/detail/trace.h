@@ -63,6 +63,10 @@ class TraceScope {
 std::vector<Array> eval_ir(const ir::Function& fn, std::span<const Array> inputs,
                            std::span<const Array> captured);
 
+/// Records a call of the traced function `traced` (a nested jit named `name`) on `args` into
+/// the current trace: one call equation whose region is the function.
+std::vector<Array> bind_call(std::string name, Traced traced, std::span<const Array> args);
+
 /// True when a trace is active on this thread.
 bool tracing();
 

@@ -1,0 +1,18 @@
+#pragma once
+// Rewrites of whole Functions that the passes and AD share.
+#include <memory>
+
+#include "ir/ir.h"
+
+namespace tracejit::ir {
+
+/// Replaces every call equation of `fn` (and of the calls it inlines) by the called function's
+/// equations; returns whether there was one. Regions of other primitives are left alone.
+bool inline_calls(Function& fn);
+/// `fn` with its calls inlined; `fn` itself when it has none.
+std::shared_ptr<const Function> inline_calls(std::shared_ptr<const Function> fn);
+
+/// `fn` without its effects (debug_print), also inside its regions; `fn` itself when it has none.
+std::shared_ptr<const Function> strip_effects(std::shared_ptr<const Function> fn);
+
+}  // namespace tracejit::ir
