@@ -33,8 +33,8 @@ struct ScanOptions {
   int64_t length = -1;
   /// Walk xs from the last slice to the first, and write ys in that order (as lax.scan).
   bool reverse = false;
-  /// Steps traced into one body of the loop (JAX's unroll): 1 is a rolled loop. Results are
-  /// identical for every value; larger values trade code size for loop overhead.
+  /// JAX's unroll hint, accepted for ports (it must be at least 1). Results never depend on it;
+  /// tracejit compiles every scan as a rolled loop today, whatever its value.
   int unroll = 1;
 };
 

@@ -165,6 +165,10 @@ class ThreadPool {
 
 void run_step(const Step& step, void** slots) {
   const int64_t total = step.trip_count * step.work;
+  if (!step.splittable || total < kParallelMinWork) {  // the common small case: no pool
+    step.fn(slots, 0, step.trip_count);
+    return;
+  }
   ThreadPool& pool = ThreadPool::instance();
   const int64_t chunks =
       !step.splittable || total < kParallelMinWork || pool.threads() < 2

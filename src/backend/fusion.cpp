@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "frontend/errors.h"
 #include "trace/array_impl.h"
 
@@ -513,20 +514,24 @@ class FusedPrinter {
     host_steps_after(-1);
     for (size_t k = 0; k < plan_.kernels.size(); ++k) {
       const Kernel& kernel = plan_.kernels[k];
+      if (kernel.kind == KernelKind::kRegion) {  // the equation, then each region's own plan
+        const Eqn& e = fn_.eqns[static_cast<size_t>(kernel.eqn)];
+        absl::StrAppend(&out, "    region ", k, " (", detail::str_part(ir::prim_name(e.prim)),
+                        ", run on the host):\n      ", equation(e), "\n");
+        for (size_t r = 0; r < kernel.regions.size(); ++r) {
+          std::string sub = absl::StrCat(ir::region_name(e.prim, r, kernel.regions.size()), "=",
+                                         fused_ir_str(*e.params.regions[r], *kernel.regions[r]));
+          for (absl::string_view line : absl::StrSplit(sub, '\n'))
+            absl::StrAppend(&out, "        ", line, "\n");
+        }
+        host_steps_after(static_cast<int>(k));
+        continue;
+      }
       absl::StrAppend(&out, "    kernel ", k, " (", kernel_kind_name(kernel.kind));
       if (kernel.roots.size() > 1) absl::StrAppend(&out, ", ", kernel.roots.size(), " outputs");
       absl::StrAppend(&out, ", over ", ir::type_str(kernel.domain), "):\n");
-      for (int i : kernel.eqns) {
-        const Eqn& e = fn_.eqns[static_cast<size_t>(i)];
-        std::vector<std::string> outs, ins;
-        for (VarId v : e.out) outs.push_back(binder(v));
-        for (VarId v : e.in) ins.push_back(names_[static_cast<size_t>(v)]);
-        std::string ps = ir::params_str(e.prim, e.params);
-        absl::StrAppend(&out, "      ", absl::StrJoin(outs, " "), " = ",
-                        detail::str_part(ir::prim_name(e.prim)),
-                        ps.empty() ? "" : absl::StrCat("[", ps, "]"), ins.empty() ? "" : " ",
-                        absl::StrJoin(ins, " "), "\n");
-      }
+      for (int i : kernel.eqns)
+        absl::StrAppend(&out, "      ", equation(fn_.eqns[static_cast<size_t>(i)]), "\n");
       host_steps_after(static_cast<int>(k));
     }
     std::vector<std::string> outs;
@@ -545,6 +550,15 @@ class FusedPrinter {
   }
   std::string binder(VarId v) const {
     return absl::StrCat(names_[static_cast<size_t>(v)], ":", ir::type_str(fn_.type(v)));
+  }
+  std::string equation(const Eqn& e) const {
+    std::vector<std::string> outs, ins;
+    for (VarId v : e.out) outs.push_back(binder(v));
+    for (VarId v : e.in) ins.push_back(names_[static_cast<size_t>(v)]);
+    std::string ps = ir::params_str(e.prim, e.params);
+    return absl::StrCat(absl::StrJoin(outs, " "), " = ", detail::str_part(ir::prim_name(e.prim)),
+                        ps.empty() ? "" : absl::StrCat("[", ps, "]"), ins.empty() ? "" : " ",
+                        absl::StrJoin(ins, " "));
   }
 
   const ir::Function& fn_;

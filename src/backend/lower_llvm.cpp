@@ -1035,6 +1035,22 @@ std::string region_prefix(std::string_view prefix, size_t kernel, size_t region)
   return detail::cat(prefix, "_k", kernel, "_r", region);
 }
 
+namespace {
+
+// True when some kernel of the plan tree runs inside a loop.
+bool has_loop(const ir::Function& fn, const FusionPlan& plan) {
+  for (const Kernel& k : plan.kernels)
+    if (k.kind == KernelKind::kRegion) {
+      const ir::Eqn& e = fn.eqns[static_cast<size_t>(k.eqn)];
+      if (e.prim == Prim::kWhile || e.prim == Prim::kScan) return true;
+      for (size_t r = 0; r < k.regions.size(); ++r)
+        if (has_loop(*e.params.regions[r], *k.regions[r])) return true;
+    }
+  return false;
+}
+
+}  // namespace
+
 CompiledModule lower_and_compile(const ir::Function& fn, const FusionPlan& plan,
                                  const FusionOptions& fusion, const CompileOptions& options,
                                  double* lower_s) {
@@ -1044,6 +1060,9 @@ CompiledModule lower_and_compile(const ir::Function& fn, const FusionPlan& plan,
   CompileRequest request;
   request.opt_level = options.opt_level;
   request.want_texts = options.want_texts;
+  // A loop runs its kernels once per step: there the ~4 ms of full code generation pay off
+  // (level 0 spills every loop variable to the stack), elsewhere latency wins (orc_jit.h).
+  if (has_loop(fn, plan)) request.codegen_opt_level = 2;
   Lowering(fn, plan, fusion, options, *module, options.name, /*region=*/false).lower_all(request.symbols);
   if (lower_s)
     *lower_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

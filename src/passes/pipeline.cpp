@@ -15,7 +15,8 @@ struct Pass {
   std::string_view name;
   bool (*run)(ir::Function&);
 };
-constexpr Pass kPipeline[] = {{"simplify", simplify}, {"cse", cse}, {"dce", dce}};
+constexpr Pass kPipeline[] = {
+    {"simplify", simplify}, {"cse", cse}, {"dce", dce}, {"dce_loops", dce_loops}};
 
 }  // namespace
 
