@@ -23,10 +23,8 @@
 namespace tracejit::backend {
 namespace {
 
-// A kernel call runs on several threads when its work (Kernel::work units, about 0.02-0.03 ns
-// each once vectorized) reaches kParallelMinWork, in chunks of at least kMinChunkWork: about 10
-// and 3 microseconds, against a few microseconds to wake a worker.
-constexpr int64_t kParallelMinWork = int64_t{1} << 19;
+// A kernel call runs on several threads from kParallelMinWork (fusion.h), in chunks of at least
+// kMinChunkWork: about 3 microseconds each.
 constexpr int64_t kMinChunkWork = int64_t{1} << 17;
 constexpr int64_t kChunksPerThread = 4;
 
@@ -53,6 +51,7 @@ struct RegionStep {
   std::vector<int> result_slots;
   std::vector<ir::Type> result_types;
   std::vector<std::unique_ptr<Block>> blocks;
+  ScanDriver driver = nullptr;  // a driven scan: the whole loop as one compiled function
 };
 
 // A debug_print run on the host: its format and where each operand's value lives.
@@ -233,7 +232,6 @@ std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& pla
       block->prints.push_back(std::move(print));
     }
   };
-  std::vector<bool> kernel_slot(plan.slots.size(), false);  // written by a kernel (not a region)
   add_host_steps(-1);
   for (size_t k = 0; k < plan.kernels.size(); ++k) {
     const Kernel& kernel = plan.kernels[k];
@@ -257,17 +255,14 @@ std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& pla
       for (size_t i = 0; i < kernel.regions.size(); ++i)
         r.blocks.push_back(build_block(*e.params.regions[i], *kernel.regions[i], module,
                                        region_prefix(prefix, k, i)));
+      if (kernel.driven)
+        r.driver = reinterpret_cast<ScanDriver>(module.symbol(driver_symbol(region_prefix(prefix, k, 0))));
       block->steps.push_back(Step{.region = static_cast<int>(block->regions.size())});
       block->regions.push_back(std::move(r));
     } else {
-      for (ir::VarId r : kernel.roots) {
-        const int slot = plan.slot[static_cast<size_t>(r)];
-        block->temporaries.emplace_back(slot, fn.type(r));
-        kernel_slot[static_cast<size_t>(slot)] = true;
-      }
-      bool empty = std::all_of(kernel.roots.begin(), kernel.roots.end(),
-                               [&](ir::VarId r) { return fn.type(r).size() == 0; });
-      if (!empty && kernel.trip_count > 0) {
+      for (ir::VarId r : kernel.roots)
+        block->temporaries.emplace_back(plan.slot[static_cast<size_t>(r)], fn.type(r));
+      if (kernel.runs) {
         Step step;
         step.fn = reinterpret_cast<KernelFn>(module.symbol(kernel_symbol(prefix, k)));
         step.trip_count = kernel.trip_count;
@@ -282,15 +277,7 @@ std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& pla
     block->outputs.push_back(source_of(fn, plan, v));
     block->output_bytes.push_back(bytes_of(fn.type(v)));
   }
-  for (size_t i = 0; i < block->outputs.size(); ++i) {
-    const Source& o = block->outputs[i];
-    bool unique = std::count_if(block->outputs.begin(), block->outputs.end(), [&](const Source& p) {
-                    return p.kind == Source::kSlot && p.index == o.index;
-                  }) == 1;
-    bool ok = o.kind == Source::kSlot && unique && kernel_slot[static_cast<size_t>(o.index)] &&
-              block->output_bytes[i] > 0;
-    block->redirect.push_back(ok ? o.index : -1);
-  }
+  block->redirect = plan.redirect;
   return block;
 }
 
@@ -488,12 +475,26 @@ void run_scan(Frame& f, const RegionStep& r, RegionState& st) {
   if (st.extra.empty() && ny > 0)
     st.extra = allocate(std::span<const ir::Type>(r.result_types).subspan(nc));
   Carries carry{st, r, f, nk, nc};
+  if (r.driver) {  // one call runs every step
+    std::vector<void*> init(nc), set0(nc), set1(nc), xs(nx), ys(ny);
+    for (size_t i = 0; i < nk; ++i)
+      body.slots[static_cast<size_t>(b.input_slots[i])] = const_cast<void*>(f.ptr(r.operands[i]));
+    for (size_t k = 0; k < nc; ++k) {
+      init[k] = const_cast<void*>(f.ptr(r.operands[nk + k]));
+      set0[k] = data(st.sets[0][k]);
+      set1[k] = data(st.sets[1][k]);
+    }
+    for (size_t k = 0; k < nx; ++k) xs[k] = const_cast<void*>(f.ptr(r.operands[nk + nc + k]));
+    for (size_t j = 0; j < ny; ++j) ys[j] = data(st.extra[j]);
+    r.driver(body.slots.data(), init.data(), set0.data(), set1.data(), xs.data(), ys.data(), r.length);
+    if (r.length > 0) carry.cur = static_cast<int>((r.length - 1) % 2);
+  }
   std::vector<void*> in(nk + nc + nx), out(nc + ny);
   std::vector<int64_t> x_bytes(nx), y_bytes(ny);
   for (size_t i = 0; i < nk; ++i) in[i] = const_cast<void*>(f.ptr(r.operands[i]));
   for (size_t k = 0; k < nx; ++k) x_bytes[k] = bytes_of(b.input_types[nk + nc + k]);
   for (size_t j = 0; j < ny; ++j) y_bytes[j] = b.output_bytes[nc + j];
-  for (int64_t step = 0; step < r.length; ++step) {
+  for (int64_t step = 0; !r.driver && step < r.length; ++step) {
     const int64_t i = r.reverse ? r.length - 1 - step : step;
     carry.bind(in, nk);
     for (size_t k = 0; k < nx; ++k)

@@ -115,6 +115,8 @@ class Planner {
     place_host_steps();
     assign_slots();
     for (Kernel& k : plan_.kernels) describe(k);
+    choose_redirects();
+    for (Kernel& k : plan_.kernels) k.driven = drivable(k);
     return std::move(plan_);
   }
 
@@ -302,6 +304,30 @@ class Planner {
     }
   }
 
+  void choose_redirects() {
+    for (VarId v : fn_.outputs) {
+      const int slot = plan_.slot[static_cast<size_t>(v)];
+      const int k = kernel_of(v);
+      const bool ok = (storage(v) == Storage::kComputed || storage(v) == Storage::kResult) &&
+                      k >= 0 && plan_.kernels[static_cast<size_t>(k)].kind != KernelKind::kRegion &&
+                      std::count(fn_.outputs.begin(), fn_.outputs.end(), v) == 1 &&
+                      fn_.type(v).size() > 0;
+      plan_.redirect.push_back(ok ? slot : -1);
+    }
+  }
+
+  // A scan whose body is small serial kernels only: no host steps, no loops or branches, no
+  // kernel big enough for threads.
+  bool drivable(const Kernel& k) const {
+    if (k.kind != KernelKind::kRegion || fn_.eqns[static_cast<size_t>(k.eqn)].prim != Prim::kScan)
+      return false;
+    const FusionPlan& body = *k.regions[0];
+    if (!body.host_steps.empty()) return false;
+    return std::none_of(body.kernels.begin(), body.kernels.end(), [](const Kernel& b) {
+      return b.kind == KernelKind::kRegion || b.parallel();
+    });
+  }
+
   void add_slot(VarId v) {
     if (plan_.slot[static_cast<size_t>(v)] >= 0) return;
     plan_.slot[static_cast<size_t>(v)] = static_cast<int>(plan_.slots.size());
@@ -456,6 +482,9 @@ class Planner {
         break;
       }
     }
+    kernel.runs = kernel.trip_count > 0 &&
+                  std::any_of(kernel.roots.begin(), kernel.roots.end(),
+                              [&](VarId r) { return fn_.type(r).size() > 0; });
     // Work per element: one for the memory traffic plus the inline operations' costs.
     if (kernel.kind != KernelKind::kMatmul) {
       int64_t per_element = 1;

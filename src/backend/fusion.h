@@ -41,6 +41,11 @@ enum class Storage : uint8_t {
 
 enum class KernelKind : uint8_t { kElementwise, kReduce, kMatmul, kConcatenate, kRegion };
 
+// A kernel call runs on several threads when its work (Kernel::work units, about 0.02-0.03 ns
+// each once vectorized) reaches kParallelMinWork: about 10 microseconds, against a few to wake
+// a worker.
+inline constexpr int64_t kParallelMinWork = int64_t{1} << 19;
+
 struct FusionPlan;
 
 /// How a kernel's loops run over [begin, end) of its outermost range; see Kernel.
@@ -71,6 +76,13 @@ struct Kernel {
   // kRegion: the control-flow equation, and the plan of each of its regions.
   int eqn = -1;
   std::vector<std::shared_ptr<const FusionPlan>> regions;
+  // kRegion, scan: the whole loop is one compiled function (a driver that sets the body's
+  // buffers and calls its kernels each step) because the body is only small serial kernels.
+  bool driven = false;
+  /// False when the runtime skips the kernel: a region step, or nothing to store.
+  bool runs = false;
+  /// True when the runtime may split the kernel's range across threads.
+  bool parallel() const { return splittable && trip_count * work >= kParallelMinWork; }
 };
 
 /// An effect (debug_print) the runtime performs on the host between kernels. Its operands all
@@ -89,6 +101,11 @@ struct FusionPlan {
   std::vector<int> kernel_of;    // per VarId with a buffer computed by a kernel, else -1
   std::vector<Kernel> kernels;   // in execution order
   std::vector<HostStep> host_steps;  // in program order
+  // Per output of the function: the slot a caller (a loop running this plan as its body) may
+  // point at its own buffer before the plan runs, so that the output is written there directly;
+  // -1 when the output must be copied out afterwards (an input, a constant, a repeated or empty
+  // output, or a region step's result).
+  std::vector<int> redirect;
 };
 
 struct FusionOptions {

@@ -103,7 +103,91 @@ class Lowering {
         Lowering(*e.params.regions[r], *kernel.regions[r], fusion_, options_, *module_,
                  region_prefix(prefix_, k, r), /*region=*/true)
             .lower_all(symbols);
+      if (kernel.driven) {
+        lower_scan_driver(e, *kernel.regions[0], region_prefix(prefix_, k, 0));
+        symbols.push_back(driver_symbol(region_prefix(prefix_, k, 0)));
+      }
     }
+  }
+
+  // The whole scan as one function (see ScanDriver in lower_llvm.h): per step it points the
+  // body's input slots at this step's carry and x rows and its redirected outputs at this step's
+  // targets, calls the body's kernels (which LLVM inlines here), and copies the other outputs.
+  void lower_scan_driver(const Eqn& e, const FusionPlan& body_plan, const std::string& body_prefix) {
+    const ir::Function& body = *e.params.regions[0];
+    const size_t nk = static_cast<size_t>(e.params.groups[0]), nc = static_cast<size_t>(e.params.groups[1]);
+    const size_t nx = body.inputs.size() - nk - nc, ny = body.outputs.size() - nc;
+    auto* fty = llvm::FunctionType::get(b_.getVoidTy(), {ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, i64_}, false);
+    auto* f = llvm::Function::Create(fty, llvm::Function::ExternalLinkage,
+                                     driver_symbol(body_prefix), *module_);
+    f->setDoesNotThrow();
+    Value *slots = f->getArg(0), *init = f->getArg(1), *set0 = f->getArg(2), *set1 = f->getArg(3),
+          *xs = f->getArg(4), *ys = f->getArg(5), *length = f->getArg(6);
+    auto* entry = llvm::BasicBlock::Create(*context_, "entry", f);
+    b_.SetInsertPoint(entry);
+    auto slot_ptr = [&](int s) { return b_.CreateConstInBoundsGEP1_64(ptr_, slots, static_cast<uint64_t>(s)); };
+    auto load_ptr = [&](Value* base, size_t i) {
+      return b_.CreateAlignedLoad(ptr_, b_.CreateConstInBoundsGEP1_64(ptr_, base, i), llvm::Align(8));
+    };
+    auto row = [&](Value* base, Value* i, int64_t bytes) {
+      return b_.CreateInBoundsGEP(b_.getInt8Ty(), base, b_.CreateMul(i, i64(bytes), "", true, true));
+    };
+    loop(i64(0), length, [&](Value* step) {
+      Value* i = e.params.reverse ? b_.CreateSub(b_.CreateSub(length, i64(1)), step) : step;
+      Value* first = b_.CreateICmpEQ(step, i64(0));
+      Value* odd = b_.CreateTrunc(step, b_.getInt1Ty());
+      std::vector<Value*> dest(nc + ny);
+      for (size_t k = 0; k < nc; ++k) {  // step t reads set (t-1) % 2 (the init at t = 0), writes set t % 2
+        Value *s0 = load_ptr(set0, k), *s1 = load_ptr(set1, k);
+        Value* in = b_.CreateSelect(first, load_ptr(init, k), b_.CreateSelect(odd, s0, s1));
+        b_.CreateAlignedStore(in, slot_ptr(body_plan.slot[static_cast<size_t>(body.inputs[nk + k])]), llvm::Align(8));
+        dest[k] = b_.CreateSelect(odd, s1, s0);
+      }
+      for (size_t k = 0; k < nx; ++k) {
+        const ir::Type& t = body.type(body.inputs[nk + nc + k]);
+        b_.CreateAlignedStore(row(load_ptr(xs, k), i, t.size() * dtype_size(t.dtype)),
+                              slot_ptr(body_plan.slot[static_cast<size_t>(body.inputs[nk + nc + k])]),
+                              llvm::Align(8));
+      }
+      for (size_t j = 0; j < ny; ++j) {
+        const ir::Type& t = body.type(body.outputs[nc + j]);
+        dest[nc + j] = row(load_ptr(ys, j), i, t.size() * dtype_size(t.dtype));
+      }
+      for (size_t o = 0; o < dest.size(); ++o)
+        if (body_plan.redirect[o] >= 0)
+          b_.CreateAlignedStore(dest[o], slot_ptr(body_plan.redirect[o]), llvm::Align(8));
+      auto* kty = llvm::FunctionType::get(b_.getVoidTy(), {ptr_, i64_, i64_}, false);
+      for (size_t j = 0; j < body_plan.kernels.size(); ++j) {
+        const Kernel& kernel = body_plan.kernels[j];
+        if (!kernel.runs) continue;
+        llvm::Function* callee = module_->getFunction(kernel_symbol(body_prefix, j));
+        TJ_CHECK(callee && callee->getFunctionType() == kty, "scan driver: no kernel ", j);
+        b_.CreateCall(callee, {slots, i64(0), i64(kernel.trip_count)});
+      }
+      for (size_t o = 0; o < dest.size(); ++o) {
+        const VarId v = body.outputs[o];
+        const int64_t bytes = body.type(v).size() * dtype_size(body.type(v).dtype);
+        if (body_plan.redirect[o] >= 0 || bytes == 0) continue;
+        Value* src = nullptr;
+        switch (body_plan.storage[static_cast<size_t>(v)]) {
+          case Storage::kConstant: case Storage::kLiteral:
+            for (size_t c = 0; c < body.const_vars.size(); ++c)
+              if (body.const_vars[c] == v)
+                src = b_.CreateIntToPtr(
+                    i64(static_cast<int64_t>(reinterpret_cast<uintptr_t>(body.const_values[c].impl()->buffer->data()))),
+                    ptr_);
+            break;
+          case Storage::kInput: case Storage::kComputed: case Storage::kResult:
+            src = b_.CreateAlignedLoad(ptr_, slot_ptr(body_plan.slot[static_cast<size_t>(v)]), llvm::Align(8));
+            break;
+          case Storage::kInline: case Storage::kUnused:
+            break;
+        }
+        TJ_CHECK(src, "scan driver: output ", o, " has no storage");
+        b_.CreateMemCpy(dest[o], llvm::MaybeAlign(1), src, llvm::MaybeAlign(1), static_cast<uint64_t>(bytes));
+      }
+    }, "step");
+    b_.CreateRetVoid();
   }
 
  private:
@@ -1030,6 +1114,8 @@ std::string kernel_symbol(std::string_view name, size_t index) {
   if (s.empty()) s = "fn";
   return s + "_k" + std::to_string(index);
 }
+
+std::string driver_symbol(std::string_view region_prefix) { return detail::cat(region_prefix, "_drv"); }
 
 std::string region_prefix(std::string_view prefix, size_t kernel, size_t region) {
   return detail::cat(prefix, "_k", kernel, "_r", region);
