@@ -52,6 +52,9 @@ struct RegionStep {
   std::vector<ir::Type> result_types;
   std::vector<std::unique_ptr<Block>> blocks;
   ScanDriver driver = nullptr;  // a driven scan: the whole loop as one compiled function
+  // A chunked scan (fusion.h): the range its body's kernels split, and their work per element.
+  bool chunked = false;
+  int64_t range = 0, work = 0;
 };
 
 // A debug_print run on the host: its format and where each operand's value lives.
@@ -257,6 +260,11 @@ std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& pla
                                        region_prefix(prefix, k, i)));
       if (kernel.driven)
         r.driver = reinterpret_cast<ScanDriver>(module.symbol(driver_symbol(region_prefix(prefix, k, 0))));
+      if (kernel.chunked) {
+        r.chunked = true;
+        r.range = kernel.regions[0]->kernels[0].trip_count;
+        for (const Kernel& b : kernel.regions[0]->kernels) r.work += b.work;
+      }
       block->steps.push_back(Step{.region = static_cast<int>(block->regions.size())});
       block->regions.push_back(std::move(r));
     } else {
@@ -486,7 +494,22 @@ void run_scan(Frame& f, const RegionStep& r, RegionState& st) {
     }
     for (size_t k = 0; k < nx; ++k) xs[k] = const_cast<void*>(f.ptr(r.operands[nk + nc + k]));
     for (size_t j = 0; j < ny; ++j) ys[j] = data(st.extra[j]);
-    r.driver(body.slots.data(), init.data(), set0.data(), set1.data(), xs.data(), ys.data(), r.length);
+    auto run = [&](void** slots, int64_t begin, int64_t end) {
+      r.driver(slots, init.data(), set0.data(), set1.data(), xs.data(), ys.data(), r.length, begin, end);
+    };
+    ThreadPool& pool = ThreadPool::instance();
+    const int64_t total = r.range * r.work * r.length;
+    const int64_t chunks = !r.chunked || total < kParallelMinWork || pool.threads() < 2
+                               ? 1
+                               : std::min({r.range, pool.threads() * kChunksPerThread, total / kMinChunkWork});
+    if (chunks < 2) {
+      run(body.slots.data(), 0, r.range);
+    } else {  // each chunk runs every step over its part of the range, on its own slot array
+      pool.run(chunks, [&](int64_t c) {
+        absl::InlinedVector<void*, 16> slots(body.slots.begin(), body.slots.end());
+        run(slots.data(), r.range * c / chunks, r.range * (c + 1) / chunks);
+      });
+    }
     if (r.length > 0) carry.cur = static_cast<int>((r.length - 1) % 2);
   }
   std::vector<void*> in(nk + nc + nx), out(nc + ny);

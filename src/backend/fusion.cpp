@@ -116,7 +116,10 @@ class Planner {
     assign_slots();
     for (Kernel& k : plan_.kernels) describe(k);
     choose_redirects();
-    for (Kernel& k : plan_.kernels) k.driven = drivable(k);
+    for (Kernel& k : plan_.kernels) {
+      k.chunked = chunkable(k);
+      k.driven = k.chunked || drivable(k);
+    }
     return std::move(plan_);
   }
 
@@ -326,6 +329,29 @@ class Planner {
     return std::none_of(body.kernels.begin(), body.kernels.end(), [](const Kernel& b) {
       return b.kind == KernelKind::kRegion || b.parallel();
     });
+  }
+
+  // A scan with no xs or ys whose body is flat elementwise kernels over one range, each carry
+  // written in place by one of them: element j of every carry then depends only on element j of
+  // the carries and consts (and on scalars), so the steps can run chunk by chunk.
+  bool chunkable(const Kernel& k) const {
+    if (k.kind != KernelKind::kRegion) return false;
+    const Eqn& e = fn_.eqns[static_cast<size_t>(k.eqn)];
+    if (e.prim != Prim::kScan) return false;
+    const ir::Function& body = *e.params.regions[0];
+    const FusionPlan& plan = *k.regions[0];
+    const size_t nc = static_cast<size_t>(e.params.groups[1]);
+    if (body.outputs.size() != nc || body.inputs.size() != static_cast<size_t>(e.params.groups[0]) + nc ||
+        !plan.host_steps.empty() || plan.kernels.empty())
+      return false;
+    const int64_t n = plan.kernels[0].trip_count;
+    for (const Kernel& b : plan.kernels)
+      if (b.kind != KernelKind::kElementwise || b.scheme != LoopScheme::kFlat || !b.splittable ||
+          b.trip_count != n)
+        return false;
+    for (size_t o = 0; o < nc; ++o)
+      if (plan.redirect[o] < 0 || body.type(body.outputs[o]).size() != n) return false;
+    return n > 1;
   }
 
   void add_slot(VarId v) {
@@ -545,8 +571,11 @@ class FusedPrinter {
       const Kernel& kernel = plan_.kernels[k];
       if (kernel.kind == KernelKind::kRegion) {  // the equation, then each region's own plan
         const Eqn& e = fn_.eqns[static_cast<size_t>(kernel.eqn)];
-        absl::StrAppend(&out, "    region ", k, " (", detail::str_part(ir::prim_name(e.prim)),
-                        ", run on the host):\n      ", equation(e), "\n");
+        const char* how = kernel.chunked  ? "one compiled loop, each thread all steps on a chunk"
+                          : kernel.driven ? "one compiled loop"
+                                          : "driven step by step by the runtime";
+        absl::StrAppend(&out, "    region ", k, " (", detail::str_part(ir::prim_name(e.prim)), ", ",
+                        how, "):\n      ", equation(e), "\n");
         for (size_t r = 0; r < kernel.regions.size(); ++r) {
           std::string sub = absl::StrCat(ir::region_name(e.prim, r, kernel.regions.size()), "=",
                                          fused_ir_str(*e.params.regions[r], *kernel.regions[r]));

@@ -77,8 +77,12 @@ struct Kernel {
   int eqn = -1;
   std::vector<std::shared_ptr<const FusionPlan>> regions;
   // kRegion, scan: the whole loop is one compiled function (a driver that sets the body's
-  // buffers and calls its kernels each step) because the body is only small serial kernels.
+  // buffers and calls its kernels each step) because the body is only small serial kernels,
+  // or only flat elementwise kernels over one range that every carry fills (`chunked`): then
+  // each thread runs every step over its own chunk of that range, and the threads are started
+  // once per loop, not once per step.
   bool driven = false;
+  bool chunked = false;
   /// False when the runtime skips the kernel: a region step, or nothing to store.
   bool runs = false;
   /// True when the runtime may split the kernel's range across threads.

@@ -104,7 +104,7 @@ class Lowering {
                  region_prefix(prefix_, k, r), /*region=*/true)
             .lower_all(symbols);
       if (kernel.driven) {
-        lower_scan_driver(e, *kernel.regions[0], region_prefix(prefix_, k, 0));
+        lower_scan_driver(e, *kernel.regions[0], region_prefix(prefix_, k, 0), kernel.chunked);
         symbols.push_back(driver_symbol(region_prefix(prefix_, k, 0)));
       }
     }
@@ -113,16 +113,18 @@ class Lowering {
   // The whole scan as one function (see ScanDriver in lower_llvm.h): per step it points the
   // body's input slots at this step's carry and x rows and its redirected outputs at this step's
   // targets, calls the body's kernels (which LLVM inlines here), and copies the other outputs.
-  void lower_scan_driver(const Eqn& e, const FusionPlan& body_plan, const std::string& body_prefix) {
+  void lower_scan_driver(const Eqn& e, const FusionPlan& body_plan, const std::string& body_prefix,
+                         bool chunked) {
     const ir::Function& body = *e.params.regions[0];
     const size_t nk = static_cast<size_t>(e.params.groups[0]), nc = static_cast<size_t>(e.params.groups[1]);
     const size_t nx = body.inputs.size() - nk - nc, ny = body.outputs.size() - nc;
-    auto* fty = llvm::FunctionType::get(b_.getVoidTy(), {ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, i64_}, false);
+    auto* fty = llvm::FunctionType::get(b_.getVoidTy(), {ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, i64_, i64_, i64_}, false);
     auto* f = llvm::Function::Create(fty, llvm::Function::ExternalLinkage,
                                      driver_symbol(body_prefix), *module_);
     f->setDoesNotThrow();
     Value *slots = f->getArg(0), *init = f->getArg(1), *set0 = f->getArg(2), *set1 = f->getArg(3),
-          *xs = f->getArg(4), *ys = f->getArg(5), *length = f->getArg(6);
+          *xs = f->getArg(4), *ys = f->getArg(5), *length = f->getArg(6), *begin = f->getArg(7),
+          *end = f->getArg(8);
     auto* entry = llvm::BasicBlock::Create(*context_, "entry", f);
     b_.SetInsertPoint(entry);
     auto slot_ptr = [&](int s) { return b_.CreateConstInBoundsGEP1_64(ptr_, slots, static_cast<uint64_t>(s)); };
@@ -162,7 +164,7 @@ class Lowering {
         if (!kernel.runs) continue;
         llvm::Function* callee = module_->getFunction(kernel_symbol(body_prefix, j));
         TJ_CHECK(callee && callee->getFunctionType() == kty, "scan driver: no kernel ", j);
-        b_.CreateCall(callee, {slots, i64(0), i64(kernel.trip_count)});
+        b_.CreateCall(callee, {slots, chunked ? begin : i64(0), chunked ? end : i64(kernel.trip_count)});
       }
       for (size_t o = 0; o < dest.size(); ++o) {
         const VarId v = body.outputs[o];

@@ -25,13 +25,16 @@ std::string region_prefix(std::string_view prefix, size_t kernel, size_t region)
 /// The entry point of a driven scan (Kernel::driven) whose body was lowered under
 /// `region_prefix`:
 ///   void drv(void** slots, void* const* init, void* const* set0, void* const* set1,
-///            void* const* xs, void* const* ys, int64_t length)
+///            void* const* xs, void* const* ys, int64_t length, int64_t begin, int64_t end)
 /// `slots` is the body's slot array with its consts already set; step t reads the carries from
 /// `init` (t = 0) or set (t-1) % 2 and writes them to set t % 2; xs and ys are the stacked
 /// arrays' base pointers, read and written a row per step (from the last row when reversed).
+/// A chunked scan's kernels run over [begin, end) of their range (each thread its own chunk,
+/// with its own copy of `slots`); other scans ignore begin and end.
 std::string driver_symbol(std::string_view region_prefix);
 using ScanDriver = void (*)(void** slots, void* const* init, void* const* set0, void* const* set1,
-                            void* const* xs, void* const* ys, int64_t length);
+                            void* const* xs, void* const* ys, int64_t length, int64_t begin,
+                            int64_t end);
 
 /// Thrown by lower_and_compile when a kernel's inline code passes kMaxInlineEvaluations while
 /// FusionOptions::materialize_layout is off; compile() then plans again with it on.
