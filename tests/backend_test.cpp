@@ -16,7 +16,7 @@
 
 #include "backend/fusion.h"
 #include "ir/ir.h"
-#include "trace/array_impl.h"
+#include "base/array_impl.h"
 #include "tracejit/detail/trace.h"
 #include "tracejit/control_flow.h"
 #include "tracejit/error.h"

@@ -5,12 +5,12 @@
 #include <cstdint>
 #include <vector>
 
-#include "runtime/buffer.h"
-#include "runtime/buffer_pool.h"
+#include "base/buffer.h"
+#include "base/buffer_pool.h"
 #include "tracejit/tracejit.h"
 
 namespace tj = tracejit;
-namespace rt = tracejit::runtime;
+namespace rt = tracejit::base;
 
 namespace {
 

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "base/array_impl.h"
 #include "ir/ir.h"
 #include "seed_model.h"
 #include "tracejit/tracejit.h"
@@ -61,7 +62,8 @@ TEST(Trace, CapturedConcreteArrayBecomesConstant) {
   tj::IR ir = tj::make_ir([&](Array x) { return x + table; })(tj::ones({3}));
   const auto& fn = fn_of(ir);
   ASSERT_EQ(fn.const_vars.size(), 1u);
-  EXPECT_EQ(fn.const_values[0].to_vector<float>(), (std::vector<float>{1, 2, 3}));
+  EXPECT_EQ(tj::detail::array_over(fn.type(fn.const_vars[0]), fn.const_values[0]).to_vector<float>(),
+            (std::vector<float>{1, 2, 3}));
   EXPECT_THAT(ir.str(), HasSubstr("{ lambda a:f32[3] ; b:f32[3]. let"));
 }
 

@@ -13,8 +13,8 @@
 
 #include "absl/strings/str_join.h"
 #include "ir/region_utils.h"
-#include "frontend/errors.h"
-#include "trace/array_impl.h"
+#include "base/errors.h"
+#include "base/array_impl.h"
 #include "trace/replay.h"
 #include "trace/trace_state.h"
 #include "tracejit/ad.h"

@@ -8,7 +8,7 @@
 // steps x carry; each step's forward runs twice. cond's rule is a cond over the branches'
 // VJPs, each replaying its branch from the operands.
 #include "ad/vjp.h"
-#include "frontend/errors.h"
+#include "base/errors.h"
 #include "ir/region_utils.h"
 #include "trace/trace_state.h"
 #include "tracejit/ad.h"

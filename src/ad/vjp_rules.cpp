@@ -7,7 +7,7 @@
 #include <algorithm>
 
 #include "ad/vjp.h"
-#include "frontend/errors.h"
+#include "base/errors.h"
 #include "trace/trace_state.h"
 #include "tracejit/ops.h"
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ir/ir.h"
+#include "tracejit/array.h"
 
 namespace tracejit::backend {
 

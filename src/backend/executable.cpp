@@ -16,9 +16,9 @@
 #include "backend/compile.h"
 #include "backend/fusion.h"
 #include "backend/lower_llvm.h"
-#include "frontend/debug_format.h"
-#include "frontend/errors.h"
-#include "trace/array_impl.h"
+#include "base/debug_format.h"
+#include "base/errors.h"
+#include "base/array_impl.h"
 
 namespace tracejit::backend {
 namespace {
@@ -199,7 +199,7 @@ Source source_of(const ir::Function& fn, const FusionPlan& plan, ir::VarId v) {
     case Storage::kConstant: case Storage::kLiteral:
       out.kind = Source::kConstant;
       for (size_t i = 0; i < fn.const_vars.size(); ++i)
-        if (fn.const_vars[i] == v) out.constant = fn.const_values[i];
+        if (fn.const_vars[i] == v) out.constant = detail::array_over(fn.type(v), fn.const_values[i]);
       break;
     case Storage::kComputed: case Storage::kResult:
       out.index = plan.slot[static_cast<size_t>(v)];
@@ -220,7 +220,8 @@ std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& pla
   block->num_slots = plan.slots.size();
   for (size_t i = 0; i < fn.const_vars.size(); ++i) {
     int slot = plan.slot[static_cast<size_t>(fn.const_vars[i])];
-    if (slot >= 0) block->constants.emplace_back(slot, fn.const_values[i]);
+    if (slot >= 0)
+      block->constants.emplace_back(slot, detail::array_over(fn.type(fn.const_vars[i]), fn.const_values[i]));
   }
   size_t next_host = 0;
   auto add_host_steps = [&](int after) {

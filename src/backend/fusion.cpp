@@ -8,8 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "frontend/errors.h"
-#include "trace/array_impl.h"
+#include "base/errors.h"
+#include "base/array_impl.h"
 
 namespace tracejit::backend {
 namespace {
@@ -159,7 +159,7 @@ class Planner {
     for (VarId v : fn_.inputs) storage(v) = Storage::kInput;
     for (size_t i = 0; i < fn_.const_vars.size(); ++i) {
       VarId v = fn_.const_vars[i];
-      TJ_CHECK(fn_.const_values[i].valid() && !fn_.const_values[i].is_tracer(),
+      TJ_CHECK(fn_.const_values[i] != nullptr,
                "constants of a compiled function must be concrete");
       if (!live[static_cast<size_t>(v)]) continue;
       storage(v) = fn_.type(v).size() == 1 ? Storage::kLiteral : Storage::kConstant;
@@ -537,7 +537,7 @@ class FusedPrinter {
     names_.resize(static_cast<size_t>(fn.num_vars()));
     for (size_t i = 0; i < fn.const_vars.size(); ++i) {
       VarId v = fn.const_vars[i];
-      if (fn.const_values[i].ndim() == 0) names_[static_cast<size_t>(v)] = ir::literal_str(fn.const_values[i]);
+      if (fn.type(v).shape.empty()) names_[static_cast<size_t>(v)] = ir::literal_str(fn.type(v), *fn.const_values[i]);
       else header_.push_back(v);
     }
     for (VarId v : fn.const_vars)

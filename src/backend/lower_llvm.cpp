@@ -17,8 +17,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
-#include "frontend/errors.h"
-#include "trace/array_impl.h"
+#include "base/errors.h"
+#include "base/array_impl.h"
 #include "trace/eager.h"
 
 namespace tracejit::backend {
@@ -85,7 +85,7 @@ class Lowering {
       for (const auto* vars : {&fn.inputs, &fn.outputs})
         for (VarId v : *vars)
           if (int s = plan.slot[static_cast<size_t>(v)]; s >= 0) aligned_[static_cast<size_t>(s)] = false;
-    for (size_t i = 0; i < fn.const_vars.size(); ++i) literals_[fn.const_vars[i]] = &fn.const_values[i];
+    for (size_t i = 0; i < fn.const_vars.size(); ++i) literals_[fn.const_vars[i]] = fn.const_values[i].get();
   }
 
   /// Lowers every kernel, and those of the region steps' sub-plans, into the one module;
@@ -176,7 +176,7 @@ class Lowering {
             for (size_t c = 0; c < body.const_vars.size(); ++c)
               if (body.const_vars[c] == v)
                 src = b_.CreateIntToPtr(
-                    i64(static_cast<int64_t>(reinterpret_cast<uintptr_t>(body.const_values[c].impl()->buffer->data()))),
+                    i64(static_cast<int64_t>(reinterpret_cast<uintptr_t>(body.const_values[c]->data()))),
                     ptr_);
             break;
           case Storage::kInput: case Storage::kComputed: case Storage::kResult:
@@ -200,12 +200,12 @@ class Lowering {
   llvm::LLVMContext* context_;
   llvm::Module* module_;
   std::string prefix_;  // symbol prefix of this plan's kernels
-  std::vector<bool> aligned_;  // per slot: the buffer is a runtime::Buffer (kBufferAlign)
+  std::vector<bool> aligned_;  // per slot: the buffer is a base::Buffer (kBufferAlign)
   llvm::IRBuilder<> b_;
   llvm::Type* i64_;
   llvm::Type* ptr_;
   llvm::FastMathFlags fast_;  // for elementwise float ops: empty unless fast_math
-  absl::flat_hash_map<VarId, const Array*> literals_;  // constant values by variable
+  absl::flat_hash_map<VarId, const base::Buffer*> literals_;  // constant values by variable
 
   // Per kernel.
   int kernel_ = -1;
@@ -229,24 +229,24 @@ class Lowering {
   Value* i64(int64_t v) { return b_.getInt64(static_cast<uint64_t>(v)); }
   llvm::Align elem_align(DType d) { return llvm::Align(static_cast<uint64_t>(dtype_size(d))); }
 
-  Value* literal(const Array& value) {
-    const detail::ArrayImpl& impl = *value.impl();
-    switch (impl.type.dtype) {
+  Value* literal(DType dtype, const base::Buffer& value) {
+    const void* p = value.data();
+    switch (dtype) {
       case DType::f32: {
         uint32_t bits;
-        std::memcpy(&bits, impl.buffer->data(), 4);
+        std::memcpy(&bits, p, 4);
         return llvm::ConstantFP::get(*context_, llvm::APFloat(llvm::APFloat::IEEEsingle(),
                                                               llvm::APInt(32, bits)));
       }
       case DType::f64: {
         uint64_t bits;
-        std::memcpy(&bits, impl.buffer->data(), 8);
+        std::memcpy(&bits, p, 8);
         return llvm::ConstantFP::get(*context_, llvm::APFloat(llvm::APFloat::IEEEdouble(),
                                                               llvm::APInt(64, bits)));
       }
-      case DType::i32: return b_.getInt32(static_cast<uint32_t>(*impl.data<int32_t>()));
-      case DType::u32: return b_.getInt32(*impl.data<uint32_t>());
-      case DType::bool_: return b_.getInt1(*impl.data<bool>());
+      case DType::i32: return b_.getInt32(static_cast<uint32_t>(*static_cast<const int32_t*>(p)));
+      case DType::u32: return b_.getInt32(*static_cast<const uint32_t*>(p));
+      case DType::bool_: return b_.getInt1(*static_cast<const bool*>(p));
     }
     detail::fail_internal(__FILE__, __LINE__, "unknown dtype");
   }
@@ -386,7 +386,7 @@ class Lowering {
   // The value of `v` at `ix` (an index into v's shape).
   Value* eval(VarId v, const Index& ix) {
     Storage s = plan_.storage[static_cast<size_t>(v)];
-    if (s == Storage::kLiteral) return literal(*literals_.at(v));
+    if (s == Storage::kLiteral) return literal(fn_.type(v).dtype, *literals_.at(v));
     TJ_CHECK(s != Storage::kUnused, "evaluating an unused variable ", v);
     MemoKey key{v, {}};
     if (ix.has_multi) key.index.assign(ix.multi.begin(), ix.multi.end());
@@ -878,7 +878,7 @@ class Lowering {
       body->addParamAttr(static_cast<unsigned>(a), llvm::Attribute::NoCapture);
       if (aligned_[static_cast<size_t>(slots[a])])
         body->addParamAttr(static_cast<unsigned>(a),
-                           llvm::Attribute::getWithAlignment(*context_, llvm::Align(runtime::kBufferAlign)));
+                           llvm::Attribute::getWithAlignment(*context_, llvm::Align(base::kBufferAlign)));
       if (std::find(kernel.writes.begin(), kernel.writes.end(), slots[a]) == kernel.writes.end())
         body->addParamAttr(static_cast<unsigned>(a), llvm::Attribute::ReadOnly);
       buffer_[static_cast<size_t>(slots[a])] = body->getArg(static_cast<unsigned>(a));

@@ -1,28 +1,14 @@
 #include <cstring>
 
-#include "frontend/dtype_dispatch.h"
-#include "frontend/errors.h"
+#include "base/dtype_dispatch.h"
+#include "base/errors.h"
 #include "frontend/format.h"
 #include "tracejit/ops.h"
-#include "trace/array_impl.h"
+#include "base/array_impl.h"
 #include "trace/trace_state.h"
 
 namespace tracejit {
 namespace detail {
-
-Array make_concrete(const ir::Type& type) {
-  auto impl = std::make_shared<ArrayImpl>();
-  impl->type = type;
-  impl->buffer = runtime::make_buffer(type.size() * dtype_size(type.dtype));
-  return Array(std::move(impl));
-}
-
-const ArrayImpl& impl_of(const Array& a, std::string_view op) {
-  if (!a.valid())
-    raise<Error>(op, "got an empty tj::Array (default-constructed, never assigned); give it a "
-                     "value first");
-  return *a.impl();
-}
 
 const ArrayImpl& concrete_impl(const Array& a, std::string_view op) {
   const ArrayImpl& impl = impl_of(a, op);

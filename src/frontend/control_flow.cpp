@@ -3,8 +3,8 @@
 // closing of traced bodies into regions (captured values become leading inputs and operands).
 #include "tracejit/control_flow.h"
 
-#include "frontend/errors.h"
-#include "trace/array_impl.h"
+#include "base/errors.h"
+#include "base/array_impl.h"
 #include "trace/trace_state.h"
 #include "tracejit/ops.h"
 

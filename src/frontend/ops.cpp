@@ -8,8 +8,8 @@
 #include <optional>
 
 #include "absl/strings/str_join.h"
-#include "frontend/errors.h"
-#include "trace/array_impl.h"
+#include "base/errors.h"
+#include "base/array_impl.h"
 #include "trace/eager.h"
 #include "trace/trace_state.h"
 

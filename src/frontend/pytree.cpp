@@ -8,7 +8,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_join.h"
-#include "frontend/errors.h"
+#include "base/errors.h"
 
 namespace tracejit {
 

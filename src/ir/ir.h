@@ -17,7 +17,8 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
-#include "tracejit/array.h"
+#include "base/buffer.h"
+#include "base/type.h"
 #include "tracejit/dtype.h"
 
 namespace tracejit::ir {
@@ -59,21 +60,9 @@ inline bool has_regions(Prim p) { return prim_info(p).kind == PrimKind::Region; 
 /// Every primitive, in table order (for tests and tools that walk the table).
 std::span<const Prim> all_prims();
 
-/// The type of an IR value: dtype, shape and JAX's weak-type bit.
-struct Type {
-  DType dtype = DType::f32;
-  Shape shape;
-  bool weak = false;
-  int64_t size() const { return shape_size(shape); }
-  int64_t rank() const { return static_cast<int64_t>(shape.size()); }
-  bool operator==(const Type&) const = default;
-  template <typename H>
-  friend H AbslHashValue(H h, const Type& t) {
-    return H::combine(std::move(h), t.dtype, t.shape, t.weak);
-  }
-};
-/// "f32[128,1]" (weak types print the same).
-std::string type_str(const Type& t);
+/// The type of an IR value (base/type.h): dtype, shape and JAX's weak-type bit.
+using Type = base::Type;
+using base::type_str;
 
 struct Function;
 
@@ -129,8 +118,9 @@ struct Function {
   std::vector<Type> types;        // indexed by VarId
   std::vector<VarId> inputs;      // positional arguments
   std::vector<VarId> captures;    // values of an enclosing trace, supplied when replayed
-  std::vector<VarId> const_vars;  // concrete arrays the trace captured...
-  std::vector<Array> const_values;  // ...and their values, parallel to const_vars
+  std::vector<VarId> const_vars;  // concrete values the trace captured...
+  // ...and their elements (of the variable's type), parallel to const_vars; never written.
+  std::vector<std::shared_ptr<base::Buffer>> const_values;
   std::vector<Eqn> eqns;          // in dependency order
   std::vector<VarId> outputs;
 
@@ -157,7 +147,7 @@ std::string to_string(const Function& fn);
 /// The printed name of the n-th variable in order of appearance: a, b, ..., z, ba, bb, ...
 std::string var_name(int n);
 /// A scalar constant as an inline literal, e.g. "2.0:f32[]".
-std::string literal_str(const Array& value);
+std::string literal_str(const Type& type, const base::Buffer& value);
 /// The key a region prints under: "body", "cond", "true_branch", ...
 std::string region_name(Prim prim, size_t index, size_t count);
 /// "axes=(0, 1)" for the equation's parameters; empty when it has none.

@@ -49,6 +49,5 @@ bool has_effect(const Function& fn) {
   return false;
 }
 
-std::string type_str(const Type& t) { return tracejit::type_str(t.dtype, t.shape); }
 
 }  // namespace tracejit::ir

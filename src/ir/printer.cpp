@@ -7,9 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "frontend/errors.h"
+#include "base/errors.h"
 #include "ir/ir.h"
-#include "trace/array_impl.h"
 
 namespace tracejit::ir {
 namespace {
@@ -42,8 +41,8 @@ class Printer {
  public:
   explicit Printer(const Function& fn) : fn_(fn) {
     for (size_t i = 0; i < fn.const_vars.size(); ++i) {
-      const Array& value = fn.const_values[i];
-      if (value.ndim() == 0) literals_[fn.const_vars[i]] = literal_str(value);
+      const Type& type = fn.type(fn.const_vars[i]);
+      if (type.shape.empty()) literals_[fn.const_vars[i]] = literal_str(type, *fn.const_values[i]);
     }
   }
 
@@ -117,17 +116,17 @@ std::string var_name(int n) {
   return s;
 }
 
-std::string literal_str(const Array& value) {
-  const auto& impl = *value.impl();
+std::string literal_str(const Type& type, const base::Buffer& value) {
+  const void* p = value.data();
   std::string v;
-  switch (impl.type.dtype) {
-    case DType::f32: v = shortest(*impl.data<float>()); break;
-    case DType::f64: v = shortest(*impl.data<double>()); break;
-    case DType::i32: v = absl::StrCat(*impl.data<int32_t>()); break;
-    case DType::u32: v = absl::StrCat(*impl.data<uint32_t>()); break;
-    case DType::bool_: v = *impl.data<bool>() ? "True" : "False"; break;
+  switch (type.dtype) {
+    case DType::f32: v = shortest(*static_cast<const float*>(p)); break;
+    case DType::f64: v = shortest(*static_cast<const double*>(p)); break;
+    case DType::i32: v = absl::StrCat(*static_cast<const int32_t*>(p)); break;
+    case DType::u32: v = absl::StrCat(*static_cast<const uint32_t*>(p)); break;
+    case DType::bool_: v = *static_cast<const bool*>(p) ? "True" : "False"; break;
   }
-  return absl::StrCat(v, ":", type_str(impl.type));
+  return absl::StrCat(v, ":", type_str(type));
 }
 
 std::string params_str(Prim prim, const Params& p) {

@@ -5,8 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "frontend/debug_format.h"
-#include "frontend/errors.h"
+#include "base/debug_format.h"
+#include "base/errors.h"
 #include "ir/ir.h"
 
 namespace tracejit::ir {

@@ -1,7 +1,7 @@
 // The verifier: SSA form and types re-derived by the shape rules. Run after tracing and after
 // every pass, so a pass that breaks the IR is caught at the pass, not in generated code.
 #include "absl/strings/str_cat.h"
-#include "frontend/errors.h"
+#include "base/errors.h"
 #include "ir/ir.h"
 
 namespace tracejit::ir {
@@ -30,9 +30,9 @@ void verify(const Function& fn, std::string_view stage) {
     broken(stage, "const_vars and const_values differ in length", fn);
   for (size_t i = 0; i < fn.const_vars.size(); ++i) {
     define(fn.const_vars[i], "const");
-    const Array& c = fn.const_values[i];
+    const auto& c = fn.const_values[i];
     const Type& t = fn.type(fn.const_vars[i]);
-    if (!c.valid() || c.is_tracer() || c.dtype() != t.dtype || c.shape() != t.shape)
+    if (!c || c->bytes() != t.size() * dtype_size(t.dtype))
       broken(stage, detail::cat("const var ", fn.const_vars[i], " does not hold a concrete ",
                                  type_str(t)), fn);
   }

@@ -6,7 +6,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "passes/pipeline.h"
 #include "passes/rewrite.h"
-#include "trace/array_impl.h"
 
 namespace tracejit::passes {
 namespace {
@@ -25,11 +24,10 @@ struct ConstKey {
   }
 };
 
-ConstKey const_key(const ir::Type& type, const Array& value) {
-  const auto& impl = *value.impl();
-  int64_t n = impl.type.size() * dtype_size(impl.type.dtype);
-  if (n > kMaxComparedConstBytes) return {type, {}, impl.buffer->data()};
-  return {type, std::string(static_cast<const char*>(impl.buffer->data()), static_cast<size_t>(n)), nullptr};
+ConstKey const_key(const ir::Type& type, const base::Buffer& value) {
+  int64_t n = type.size() * dtype_size(type.dtype);
+  if (n > kMaxComparedConstBytes) return {type, {}, value.data()};
+  return {type, std::string(static_cast<const char*>(value.data()), static_cast<size_t>(n)), nullptr};
 }
 
 }  // namespace
@@ -39,7 +37,7 @@ bool cse(ir::Function& fn) {
   absl::flat_hash_map<ConstKey, ir::VarId> consts;
   for (size_t i = 0; i < fn.const_vars.size(); ++i) {
     ir::VarId v = fn.const_vars[i];
-    auto [it, fresh] = consts.try_emplace(const_key(fn.type(v), fn.const_values[i]), v);
+    auto [it, fresh] = consts.try_emplace(const_key(fn.type(v), *fn.const_values[i]), v);
     if (!fresh) subst.replace(v, it->second);
   }
   absl::flat_hash_map<ir::EqnKey, absl::InlinedVector<ir::VarId, 1>> seen;

@@ -24,7 +24,7 @@ bool dce(ir::Function& fn) {
   }
   fn.eqns = std::move(eqns);
   std::vector<ir::VarId> const_vars;
-  std::vector<Array> const_values;
+  std::vector<std::shared_ptr<base::Buffer>> const_values;
   for (size_t i = 0; i < fn.const_vars.size(); ++i) {
     if (!live[static_cast<size_t>(fn.const_vars[i])]) {
       changed = true;

@@ -7,7 +7,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "passes/pipeline.h"
 #include "passes/rewrite.h"
-#include "trace/array_impl.h"
+#include "base/array_impl.h"
 #include "trace/eager.h"
 
 namespace tracejit::passes {
@@ -22,7 +22,8 @@ constexpr int64_t kMaxFoldElements = 64;
 class Simplifier {
  public:
   explicit Simplifier(ir::Function& fn) : fn_(fn) {
-    for (size_t i = 0; i < fn.const_vars.size(); ++i) const_of_[fn.const_vars[i]] = fn.const_values[i];
+    for (size_t i = 0; i < fn.const_vars.size(); ++i)
+      const_of_[fn.const_vars[i]] = detail::array_over(fn.type(fn.const_vars[i]), fn.const_values[i]);
   }
 
   bool run() {
@@ -69,7 +70,7 @@ class Simplifier {
     Array value = detail::eval_eager(e.prim, in, e.params, {&t, 1})[0];
     ir::VarId c = fn_.new_var(t);
     fn_.const_vars.push_back(c);
-    fn_.const_values.push_back(value);
+    fn_.const_values.push_back(value.impl()->buffer);
     const_of_[c] = value;
     subst_.replace(e.out[0], c);
     return true;

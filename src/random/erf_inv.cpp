@@ -7,7 +7,7 @@
 #include <limits>
 #include <string>
 
-#include "frontend/errors.h"
+#include "base/errors.h"
 #include "tracejit/ops.h"
 
 namespace tracejit::detail {

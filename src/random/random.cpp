@@ -6,7 +6,7 @@
 #include <cmath>
 #include <string_view>
 
-#include "frontend/errors.h"
+#include "base/errors.h"
 #include "random/erf_inv.h"
 #include "random/threefry.h"
 #include "tracejit/ops.h"

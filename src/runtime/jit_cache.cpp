@@ -6,12 +6,12 @@
 #include <shared_mutex>
 
 #include "absl/container/flat_hash_map.h"
-#include "frontend/errors.h"
+#include "base/errors.h"
 #include "runtime/compile_pipeline.h"
 #include "runtime/diagnostics.h"
 #include "runtime/dumps.h"
 #include "runtime/signature.h"
-#include "trace/array_impl.h"
+#include "base/array_impl.h"
 #include "trace/trace_state.h"
 #include "tracejit/jit.h"
 

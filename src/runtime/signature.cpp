@@ -2,7 +2,7 @@
 
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
-#include "trace/array_impl.h"
+#include "base/array_impl.h"
 #include "tracejit/random.h"
 
 namespace tracejit::detail {

@@ -8,10 +8,10 @@
 #include <cstring>
 #include <limits>
 
-#include "frontend/debug_format.h"
-#include "frontend/dtype_dispatch.h"
-#include "frontend/errors.h"
-#include "trace/array_impl.h"
+#include "base/debug_format.h"
+#include "base/dtype_dispatch.h"
+#include "base/errors.h"
+#include "base/array_impl.h"
 
 namespace tracejit::detail {
 namespace {

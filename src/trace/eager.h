@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "ir/ir.h"
+#include "tracejit/array.h"
 
 namespace tracejit::detail {
 

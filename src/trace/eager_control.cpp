@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "frontend/errors.h"
-#include "trace/array_impl.h"
+#include "base/errors.h"
+#include "base/array_impl.h"
 #include "trace/eager.h"
 #include "trace/trace_state.h"
 

@@ -5,7 +5,7 @@
 #include <string_view>
 #include <vector>
 
-#include "frontend/errors.h"
+#include "base/errors.h"
 #include "tracejit/detail/trace_fn.h"
 
 namespace tracejit::detail {

@@ -1,6 +1,7 @@
 #include "trace/replay.h"
 
-#include "frontend/errors.h"
+#include "base/array_impl.h"
+#include "base/errors.h"
 #include "trace/trace_state.h"
 
 namespace tracejit::detail {
@@ -14,7 +15,8 @@ std::vector<Array> replay(const ir::Function& fn, std::span<const Array> inputs,
   auto set = [&](ir::VarId v, const Array& a) { env[static_cast<size_t>(v)] = a; };
   for (size_t i = 0; i < inputs.size(); ++i) set(fn.inputs[i], inputs[i]);
   for (size_t i = 0; i < captured.size(); ++i) set(fn.captures[i], captured[i]);
-  for (size_t i = 0; i < fn.const_vars.size(); ++i) set(fn.const_vars[i], fn.const_values[i]);
+  for (size_t i = 0; i < fn.const_vars.size(); ++i)
+    set(fn.const_vars[i], array_over(fn.type(fn.const_vars[i]), fn.const_values[i]));
   std::vector<Array> args;
   for (const ir::Eqn& e : fn.eqns) {
     args.clear();

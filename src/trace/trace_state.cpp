@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "frontend/errors.h"
-#include "trace/array_impl.h"
+#include "base/errors.h"
+#include "base/array_impl.h"
 #include "trace/eager.h"
 
 namespace tracejit::detail {
@@ -55,7 +55,8 @@ ir::VarId TraceState::var_for(const Array& a, std::string_view op) {
   if (!impl.is_tracer()) {
     v = fn_.new_var(impl.type);
     fn_.const_vars.push_back(v);
-    fn_.const_values.push_back(a);
+    fn_.const_values.push_back(impl.buffer);
+    const_arrays_.push_back(a);
   } else if (impl.trace->active() && impl.trace->on_this_thread() && impl.trace->level_ < level_) {
     v = fn_.new_var(impl.type);
     fn_.captures.push_back(v);
@@ -100,6 +101,7 @@ Traced TraceState::finish(const std::vector<Array>& outputs) {
   Traced result{std::make_shared<ir::Function>(std::move(fn_)), std::move(captured_)};
   lifted_.clear();
   recorded_.clear();
+  const_arrays_.clear();
   return result;
 }
 

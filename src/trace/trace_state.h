@@ -47,8 +47,9 @@ class TraceState : public std::enable_shared_from_this<TraceState> {
   std::thread::id thread_;
   std::atomic<bool> active_{true};
   std::vector<Array> captured_;  // parallel to fn_.captures
+  std::vector<Array> const_arrays_;  // the Arrays behind fn_.const_values, while tracing
   // Concrete arrays and outer tracers already lifted, by identity. The Arrays themselves are
-  // kept alive by fn_.const_values and captured_, so the pointers stay unique.
+  // kept alive by const_arrays_ and captured_, so the pointers stay unique.
   absl::flat_hash_map<const ArrayImpl*, ir::VarId> lifted_;
   // Hash-consing: an equation already recorded with the same operands and parameters.
   absl::flat_hash_map<ir::EqnKey, absl::InlinedVector<ir::VarId, 1>> recorded_;

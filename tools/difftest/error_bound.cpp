@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/array_impl.h"
 #include "trace/eager.h"
 #include "tracejit/ops.h"
 
@@ -72,7 +73,7 @@ class Interpreter {
     for (size_t i = 0; i < fn_.inputs.size(); ++i)
       set(fn_.inputs[i], inputs[i], i < varying.size() && varying[i]);
     for (size_t i = 0; i < fn_.const_vars.size(); ++i)
-      set(fn_.const_vars[i], fn_.const_values[i], false);
+      set(fn_.const_vars[i], tracejit::detail::array_over(fn_.type(fn_.const_vars[i]), fn_.const_values[i]), false);
     for (const tj::ir::Eqn& e : fn_.eqns) {
       if (e.out.empty()) continue;  // an effect (debug_print): nothing to bound
       std::vector<Array> in;

@@ -1,4 +1,4 @@
-#include "frontend/errors.h"
+#include "base/errors.h"
 
 namespace tracejit::detail {
 

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace tracejit::runtime {
+namespace tracejit::base {
 
 /// Requests of at least this many bytes go through the pool; smaller ones use the heap, which
 /// already reuses memory at those sizes.
@@ -32,4 +32,4 @@ PoolStats pool_stats();
 /// Unmaps every cached block (e.g. before measuring memory).
 void pool_trim() noexcept;
 
-}  // namespace tracejit::runtime
+}  // namespace tracejit::base

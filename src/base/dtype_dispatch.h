@@ -1,6 +1,6 @@
 #pragma once
 // Calls a generic lambda with the C++ storage type of a dtype: dispatch(d, [&]<class T>() {...}).
-#include "frontend/errors.h"
+#include "base/errors.h"
 #include "tracejit/dtype.h"
 
 namespace tracejit::detail {

@@ -1,4 +1,4 @@
-#include "runtime/buffer_pool.h"
+#include "base/buffer_pool.h"
 
 #include <sys/mman.h>
 
@@ -10,7 +10,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 
-namespace tracejit::runtime {
+namespace tracejit::base {
 namespace {
 
 constexpr size_t kHugePage = size_t{2} << 20;
@@ -125,4 +125,4 @@ void pool_free(void* p, size_t bytes) noexcept { pool().release(p, bytes); }
 PoolStats pool_stats() { return pool().stats(); }
 void pool_trim() noexcept { pool().trim(); }
 
-}  // namespace tracejit::runtime
+}  // namespace tracejit::base

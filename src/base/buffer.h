@@ -5,9 +5,9 @@
 #include <cstdlib>
 #include <memory>
 
-#include "runtime/buffer_pool.h"
+#include "base/buffer_pool.h"
 
-namespace tracejit::runtime {
+namespace tracejit::base {
 
 /// Alignment of every buffer: a full cache line, and enough for 512-bit vector loads.
 inline constexpr size_t kBufferAlign = 64;
@@ -61,4 +61,4 @@ class Buffer {
 
 inline std::shared_ptr<Buffer> make_buffer(int64_t bytes) { return std::make_shared<Buffer>(bytes); }
 
-}  // namespace tracejit::runtime
+}  // namespace tracejit::base

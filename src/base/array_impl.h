@@ -3,18 +3,19 @@
 // trace that is being recorded).
 #include <memory>
 
-#include "ir/ir.h"
-#include "runtime/buffer.h"
+#include "base/buffer.h"
+#include "base/type.h"
+#include "tracejit/array.h"
 
 namespace tracejit::detail {
 
 class TraceState;
 
 struct ArrayImpl {
-  ir::Type type;
-  std::shared_ptr<runtime::Buffer> buffer;  // concrete: the elements, row-major
+  base::Type type;
+  std::shared_ptr<base::Buffer> buffer;  // concrete: the elements, row-major
   std::shared_ptr<TraceState> trace;        // tracer: the trace that owns `var`
-  ir::VarId var = -1;
+  int32_t var = -1;  // the trace's ir::VarId
 
   bool is_tracer() const { return trace != nullptr; }
   template <class T>
@@ -22,7 +23,9 @@ struct ArrayImpl {
 };
 
 /// A concrete array over a fresh, uninitialised buffer of `type`.
-Array make_concrete(const ir::Type& type);
+Array make_concrete(const base::Type& type);
+/// A concrete array of `type` over `buffer` (shared, not copied).
+Array array_over(const base::Type& type, std::shared_ptr<base::Buffer> buffer);
 /// The concrete buffer of `a`; throws ConcretizationError naming `op` when `a` is a tracer.
 const ArrayImpl& concrete_impl(const Array& a, std::string_view op);
 /// The impl of a valid Array; throws tj::Error naming `op` for a default-constructed one.
