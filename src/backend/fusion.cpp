@@ -255,7 +255,16 @@ class Planner {
             break;
           case Prim::kMatmul: kind = KernelKind::kMatmul; break;
           case Prim::kConcatenate: kind = KernelKind::kConcatenate; break;
-          default: TJ_CHECK(false, "unexpected result primitive ", ir::prim_name(e.prim));
+          case Prim::kNeg: case Prim::kExp: case Prim::kLog: case Prim::kLog1p: case Prim::kSin:
+          case Prim::kCos: case Prim::kTanh: case Prim::kSqrt: case Prim::kAbs: case Prim::kSign:
+          case Prim::kStopGradient: case Prim::kConvert: case Prim::kBitcast: case Prim::kAdd:
+          case Prim::kMul: case Prim::kDiv: case Prim::kPow: case Prim::kMax: case Prim::kMin:
+          case Prim::kAnd: case Prim::kOr: case Prim::kXor: case Prim::kShl: case Prim::kShr:
+          case Prim::kEq: case Prim::kNe: case Prim::kLt: case Prim::kLe: case Prim::kGt:
+          case Prim::kGe: case Prim::kSelect: case Prim::kBroadcast: case Prim::kReshape:
+          case Prim::kTranspose: case Prim::kSlice: case Prim::kIota: case Prim::kDebugPrint:
+          case Prim::kCall: case Prim::kCond: case Prim::kWhile: case Prim::kScan:
+            TJ_CHECK(false, "unexpected result primitive ", ir::prim_name(e.prim));
         }
       }
       ++epoch_;
@@ -409,8 +418,18 @@ class Planner {
         ok = dims.empty() || (dims.size() == 1 && dims[0] == e.params.axis);
         break;
       }
-      default:
+      case Prim::kNeg: case Prim::kExp: case Prim::kLog: case Prim::kLog1p: case Prim::kSin:
+      case Prim::kCos: case Prim::kTanh: case Prim::kSqrt: case Prim::kAbs: case Prim::kSign:
+      case Prim::kStopGradient: case Prim::kConvert: case Prim::kBitcast: case Prim::kAdd:
+      case Prim::kMul: case Prim::kDiv: case Prim::kPow: case Prim::kMax: case Prim::kMin:
+      case Prim::kAnd: case Prim::kOr: case Prim::kXor: case Prim::kShl: case Prim::kShr:
+      case Prim::kEq: case Prim::kNe: case Prim::kLt: case Prim::kLe: case Prim::kGt: case Prim::kGe:
+      case Prim::kSelect:  // elementwise: flat when every operand is
         for (VarId u : e.in) ok = ok && flat_ok(u, k);
+        break;
+      case Prim::kReduceSum: case Prim::kReduceMax: case Prim::kMatmul: case Prim::kConcatenate:
+      case Prim::kDebugPrint: case Prim::kCall: case Prim::kCond: case Prim::kWhile: case Prim::kScan:
+        TJ_CHECK(false, "flat_ok: ", ir::prim_name(e.prim), " is never inline");
     }
     memo = ok ? 1 : -1;
     return ok;
