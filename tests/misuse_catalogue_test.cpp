@@ -1151,6 +1151,7 @@ std::vector<CliCase> CliCases() {
       {"UnknownThreefryScheme",
        "regression --threefry=philox",
        {"--threefry must be partitionable or original", "'philox'"}},
+      {"UnknownLoopMode", "regression --loop=while", {"--loop must be step or scan", "'while'"}},
       {"StrayArgument", "counter extra", {"unexpected argument 'extra'"}},
       {"UnwritablePlotPath",
        "regression --steps=1 --plot=" + missing_dir,

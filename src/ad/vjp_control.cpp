@@ -117,12 +117,14 @@ std::vector<Array> while_forward(const ir::Params& p, std::span<const Array> in,
     detail::raise<Error>("grad", "reverse-mode differentiation of while_loop needs a bound on its "
                          "steps, to keep the carry of each: pass tj::WhileOptions{.max_iterations "
                          "= n}, or use fori_loop with C++ int bounds or scan (static trip counts)");
+  // A loop that already keeps its trajectory (the forward of a first grad, under a second)
+  // returns it as results too: then they are both results and residuals.
   ir::Params q = p;
   q.trajectory = true;
   std::vector<Array> outs = detail::bind(Prim::kWhile, in, q);
   const size_t nc = in.size() - static_cast<size_t>(p.groups[0] + p.groups[1]);
   residuals.assign(outs.begin() + static_cast<ptrdiff_t>(nc), outs.end());
-  outs.resize(nc);
+  if (!p.trajectory) outs.resize(nc);
   return outs;
 }
 
@@ -142,6 +144,11 @@ Cotangents while_rule(const RuleArgs& r) {
   for (size_t k = 0; k < nc; ++k)
     if (wrt[nb + k]) init.push_back(ct_or_zeros(r, k));
   xs.push_back(arange(p.length, DType::i32));
+  // A loop that returns its trajectory: row t is the carry entering step t, so its cotangent
+  // joins that carry's when the sweep passes step t.
+  if (p.trajectory)
+    for (size_t k = 0; k < nc; ++k)
+      if (wrt[nb + k]) xs.push_back(ct_or_zeros(r, nc + 1 + k));
   const Traced body = region(p, 1);
 
   // One step back: taken only for steps the loop ran (i < steps); later rows of the
@@ -158,11 +165,11 @@ Cotangents while_rule(const RuleArgs& r) {
         if (wrt[nb + k]) out_cts[k] = acc[c++];
       std::vector<Array> in_cts = tape.backward(out_cts);
       std::vector<Array> next;
-      size_t a = 0;
+      size_t a = 0, row = nc + 1;
       for (size_t i = 0; i < nb; ++i)
         if (wrt[i]) next.push_back(acc[a++] + in_cts[i]);
       for (size_t k = 0; k < nc; ++k)
-        if (wrt[nb + k]) next.push_back(in_cts[nb + k]);
+        if (wrt[nb + k]) next.push_back(p.trajectory ? in_cts[nb + k] + x[row++] : in_cts[nb + k]);
       return next;
     };
     auto skip = [](const std::vector<Array>& acc) { return acc; };

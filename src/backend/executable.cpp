@@ -52,6 +52,7 @@ struct RegionStep {
   std::vector<ir::Type> result_types;
   std::vector<std::unique_ptr<Block>> blocks;
   ScanDriver driver = nullptr;  // a driven scan: the whole loop as one compiled function
+  WhileDriver while_driver = nullptr;  // the same for a while loop
   // A chunked scan (fusion.h): the range its body's kernels split, and their work per element.
   bool chunked = false;
   int64_t range = 0, work = 0;
@@ -259,8 +260,11 @@ std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& pla
       for (size_t i = 0; i < kernel.regions.size(); ++i)
         r.blocks.push_back(build_block(*e.params.regions[i], *kernel.regions[i], module,
                                        region_prefix(prefix, k, i)));
-      if (kernel.driven)
+      if (kernel.driven && e.prim == ir::Prim::kScan)
         r.driver = reinterpret_cast<ScanDriver>(module.symbol(driver_symbol(region_prefix(prefix, k, 0))));
+      if (kernel.driven && e.prim == ir::Prim::kWhile)
+        r.while_driver =
+            reinterpret_cast<WhileDriver>(module.symbol(driver_symbol(region_prefix(prefix, k, 1))));
       if (kernel.chunked) {
         r.chunked = true;
         r.range = kernel.regions[0]->kernels[0].trip_count;
@@ -442,14 +446,32 @@ void run_while(Frame& f, const RegionStep& r, RegionState& st) {
     for (size_t i = 1; i < st.extra.size(); ++i)
       std::memset(data(st.extra[i]), 0, static_cast<size_t>(bytes_of(st.extra[i].impl()->type)));
   int64_t steps = 0;
-  while (true) {
+  auto too_many = [&] {
+    detail::raise<Error>("while_loop", "the loop needs more than max_iterations = ", r.length,
+                         " steps; raise WhileOptions::max_iterations (it bounds the trajectory "
+                         "that reverse-mode AD keeps)");
+  };
+  if (r.while_driver) {  // one call runs every step
+    std::vector<void*> init(n), set0(n), set1(n), traj;
+    for (size_t i = 0; i < nc; ++i) cond.slots[static_cast<size_t>(cond.block.input_slots[i])] = cin[i];
+    for (size_t i = 0; i < nb; ++i) body.slots[static_cast<size_t>(body.block.input_slots[i])] = bin[i];
+    for (size_t k = 0; k < n; ++k) {
+      init[k] = const_cast<void*>(f.ptr(r.operands[nc + nb + k]));
+      set0[k] = data(st.sets[0][k]);
+      set1[k] = data(st.sets[1][k]);
+    }
+    if (r.trajectory)
+      for (size_t i = 1; i < st.extra.size(); ++i) traj.push_back(data(st.extra[i]));
+    steps = r.while_driver(cond.slots.data(), body.slots.data(), init.data(), set0.data(),
+                           set1.data(), traj.data());
+    if (steps < 0) too_many();
+    if (steps > 0) carry.cur = static_cast<int>((steps - 1) % 2);
+  }
+  while (!r.while_driver) {
     carry.bind(cin, nc);
     run_frame(cond, cin.data());
     if (!*static_cast<const bool*>(cond.ptr(cond.block.outputs[0]))) break;
-    if (r.length >= 0 && steps == r.length)
-      detail::raise<Error>("while_loop", "the loop needs more than max_iterations = ", r.length,
-                           " steps; raise WhileOptions::max_iterations (it bounds the trajectory "
-                           "that reverse-mode AD keeps)");
+    if (r.length >= 0 && steps == r.length) too_many();
     carry.bind(bin, nb);
     if (r.trajectory)
       for (size_t i = 0; i < n; ++i) {

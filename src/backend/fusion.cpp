@@ -328,15 +328,17 @@ class Planner {
     }
   }
 
-  // A scan whose body is small serial kernels only: no host steps, no loops or branches, no
-  // kernel big enough for threads.
+  // A scan or while loop whose regions are small serial kernels only: no host steps, no loops
+  // or branches, no kernel big enough for threads.
   bool drivable(const Kernel& k) const {
-    if (k.kind != KernelKind::kRegion || fn_.eqns[static_cast<size_t>(k.eqn)].prim != Prim::kScan)
-      return false;
-    const FusionPlan& body = *k.regions[0];
-    if (!body.host_steps.empty()) return false;
-    return std::none_of(body.kernels.begin(), body.kernels.end(), [](const Kernel& b) {
-      return b.kind == KernelKind::kRegion || b.parallel();
+    if (k.kind != KernelKind::kRegion) return false;
+    const Prim p = fn_.eqns[static_cast<size_t>(k.eqn)].prim;
+    if (p != Prim::kScan && p != Prim::kWhile) return false;
+    return std::all_of(k.regions.begin(), k.regions.end(), [](const auto& plan) {
+      return plan->host_steps.empty() &&
+             std::none_of(plan->kernels.begin(), plan->kernels.end(), [](const Kernel& b) {
+               return b.kind == KernelKind::kRegion || b.parallel();
+             });
     });
   }
 
@@ -360,6 +362,18 @@ class Planner {
         return false;
     for (size_t o = 0; o < nc; ++o)
       if (plan.redirect[o] < 0 || body.type(body.outputs[o]).size() != n) return false;
+    // No element may read another through a layout op (c + c[0] reads element 0 everywhere):
+    // nothing that depends on a carry is broadcast from a smaller size, sliced or transposed.
+    std::vector<bool> dep(static_cast<size_t>(body.num_vars()), false);
+    for (size_t k = 0; k < nc; ++k) dep[static_cast<size_t>(body.inputs[body.inputs.size() - nc + k])] = true;
+    for (const Eqn& q : body.eqns) {
+      bool d = std::any_of(q.in.begin(), q.in.end(), [&](VarId v) { return dep[static_cast<size_t>(v)]; });
+      if (d && (q.prim == Prim::kSlice || q.prim == Prim::kTranspose ||
+                (q.prim == Prim::kBroadcast && body.type(q.in[0]).size() != body.type(q.out[0]).size()) ||
+                (q.prim == Prim::kReshape && body.type(q.in[0]).size() != n)))
+        return false;
+      for (VarId v : q.out) dep[static_cast<size_t>(v)] = d;
+    }
     return n > 1;
   }
 

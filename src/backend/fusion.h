@@ -76,7 +76,7 @@ struct Kernel {
   // kRegion: the control-flow equation, and the plan of each of its regions.
   int eqn = -1;
   std::vector<std::shared_ptr<const FusionPlan>> regions;
-  // kRegion, scan: the whole loop is one compiled function (a driver that sets the body's
+  // kRegion, scan or while: the whole loop is one compiled function (a driver that sets the body's
   // buffers and calls its kernels each step) because the body is only small serial kernels,
   // or only flat elementwise kernels over one range that every carry fills (`chunked`): then
   // each thread runs every step over its own chunk of that range, and the threads are started

@@ -103,93 +103,178 @@ class Lowering {
         Lowering(*e.params.regions[r], *kernel.regions[r], fusion_, options_, *module_,
                  region_prefix(prefix_, k, r), /*region=*/true)
             .lower_all(symbols);
-      if (kernel.driven) {
+      if (kernel.driven && e.prim == Prim::kScan)
         lower_scan_driver(e, *kernel.regions[0], region_prefix(prefix_, k, 0), kernel.chunked);
-        symbols.push_back(driver_symbol(region_prefix(prefix_, k, 0)));
-      }
+      if (kernel.driven && e.prim == Prim::kWhile)
+        lower_while_driver(e, *kernel.regions[0], *kernel.regions[1], region_prefix(prefix_, k, 0),
+                           region_prefix(prefix_, k, 1));
+      if (kernel.driven) symbols.push_back(driver_symbol(region_prefix(prefix_, k, e.params.regions.size() - 1)));
     }
   }
 
-  // The whole scan as one function (see ScanDriver in lower_llvm.h): per step it points the
-  // body's input slots at this step's carry and x rows and its redirected outputs at this step's
-  // targets, calls the body's kernels (which LLVM inlines here), and copies the other outputs.
+  // ---- Drivers: whole loops as one function (ScanDriver and WhileDriver in lower_llvm.h) ----
+
+  Value* slot_ptr(Value* slots, int s) {
+    return b_.CreateConstInBoundsGEP1_64(ptr_, slots, static_cast<uint64_t>(s));
+  }
+  Value* load_ptr(Value* base, size_t i) {
+    return b_.CreateAlignedLoad(ptr_, b_.CreateConstInBoundsGEP1_64(ptr_, base, i), llvm::Align(8));
+  }
+  void store_ptr(Value* p, Value* slots, int s) { b_.CreateAlignedStore(p, slot_ptr(slots, s), llvm::Align(8)); }
+  static int64_t bytes_of(const ir::Type& t) { return t.size() * dtype_size(t.dtype); }
+
+  // Calls the kernels of `plan` (lowered under `prefix`) on `slots`, as the runtime would; over
+  // [begin, end) of their range when given.
+  void call_kernels(const FusionPlan& plan, const std::string& prefix, Value* slots,
+                    Value* begin = nullptr, Value* end = nullptr) {
+    auto* kty = llvm::FunctionType::get(b_.getVoidTy(), {ptr_, i64_, i64_}, false);
+    for (size_t j = 0; j < plan.kernels.size(); ++j) {
+      const Kernel& kernel = plan.kernels[j];
+      if (!kernel.runs) continue;
+      llvm::Function* callee = module_->getFunction(kernel_symbol(prefix, j));
+      TJ_CHECK(callee && callee->getFunctionType() == kty, "loop driver: no kernel ", j);
+      b_.CreateCall(callee, {slots, begin ? begin : i64(0), end ? end : i64(kernel.trip_count)});
+    }
+  }
+
+  // Where output `v` of region `fn` (planned as `plan`) lives once its kernels ran.
+  Value* output_ptr(const ir::Function& fn, const FusionPlan& plan, VarId v, Value* slots) {
+    switch (plan.storage[static_cast<size_t>(v)]) {
+      case Storage::kConstant: case Storage::kLiteral:
+        for (size_t c = 0; c < fn.const_vars.size(); ++c)
+          if (fn.const_vars[c] == v)  // the Block keeps the buffer alive as long as the code
+            return b_.CreateIntToPtr(
+                i64(static_cast<int64_t>(reinterpret_cast<uintptr_t>(fn.const_values[c]->data()))), ptr_);
+        break;
+      case Storage::kInput: case Storage::kComputed: case Storage::kResult:
+        return b_.CreateAlignedLoad(ptr_, slot_ptr(slots, plan.slot[static_cast<size_t>(v)]), llvm::Align(8));
+      case Storage::kInline: case Storage::kUnused:
+        break;
+    }
+    detail::fail_internal(__FILE__, __LINE__, "loop driver: an output has no storage");
+  }
+
+  // Runs a region's plan with its outputs going to `dest`: redirected ones written in place,
+  // the others copied after the kernels, as run_into does in the runtime.
+  void run_into(const ir::Function& fn, const FusionPlan& plan, const std::string& prefix,
+                Value* slots, const std::vector<Value*>& dest, Value* begin = nullptr,
+                Value* end = nullptr) {
+    for (size_t o = 0; o < dest.size(); ++o)
+      if (plan.redirect[o] >= 0) store_ptr(dest[o], slots, plan.redirect[o]);
+    call_kernels(plan, prefix, slots, begin, end);
+    for (size_t o = 0; o < dest.size(); ++o) {
+      const int64_t bytes = bytes_of(fn.type(fn.outputs[o]));
+      if (plan.redirect[o] >= 0 || bytes == 0) continue;
+      b_.CreateMemCpy(dest[o], llvm::MaybeAlign(1), output_ptr(fn, plan, fn.outputs[o], slots),
+                      llvm::MaybeAlign(1), static_cast<uint64_t>(bytes));
+    }
+  }
+
+  // Step t reads the carries from set (t-1) % 2 (the init at t = 0) and writes set t % 2.
+  struct Sets {
+    Value *init, *set0, *set1;
+  };
+  Value* carry_in(const Sets& s, Value* step, size_t k) {
+    Value* odd = b_.CreateTrunc(step, b_.getInt1Ty());
+    return b_.CreateSelect(b_.CreateICmpEQ(step, i64(0)), load_ptr(s.init, k),
+                           b_.CreateSelect(odd, load_ptr(s.set0, k), load_ptr(s.set1, k)));
+  }
+  Value* carry_out(const Sets& s, Value* step, size_t k) {
+    return b_.CreateSelect(b_.CreateTrunc(step, b_.getInt1Ty()), load_ptr(s.set1, k), load_ptr(s.set0, k));
+  }
+
+  llvm::Function* driver(const std::string& name, std::vector<llvm::Type*> params, llvm::Type* result) {
+    auto* f = llvm::Function::Create(llvm::FunctionType::get(result, params, false),
+                                     llvm::Function::ExternalLinkage, name, *module_);
+    f->setDoesNotThrow();
+    b_.SetInsertPoint(llvm::BasicBlock::Create(*context_, "entry", f));
+    memo_.assign(1, {});
+    return f;
+  }
+
   void lower_scan_driver(const Eqn& e, const FusionPlan& body_plan, const std::string& body_prefix,
                          bool chunked) {
     const ir::Function& body = *e.params.regions[0];
     const size_t nk = static_cast<size_t>(e.params.groups[0]), nc = static_cast<size_t>(e.params.groups[1]);
     const size_t nx = body.inputs.size() - nk - nc, ny = body.outputs.size() - nc;
-    auto* fty = llvm::FunctionType::get(b_.getVoidTy(), {ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, i64_, i64_, i64_}, false);
-    auto* f = llvm::Function::Create(fty, llvm::Function::ExternalLinkage,
-                                     driver_symbol(body_prefix), *module_);
-    f->setDoesNotThrow();
-    Value *slots = f->getArg(0), *init = f->getArg(1), *set0 = f->getArg(2), *set1 = f->getArg(3),
-          *xs = f->getArg(4), *ys = f->getArg(5), *length = f->getArg(6), *begin = f->getArg(7),
-          *end = f->getArg(8);
-    auto* entry = llvm::BasicBlock::Create(*context_, "entry", f);
-    b_.SetInsertPoint(entry);
-    auto slot_ptr = [&](int s) { return b_.CreateConstInBoundsGEP1_64(ptr_, slots, static_cast<uint64_t>(s)); };
-    auto load_ptr = [&](Value* base, size_t i) {
-      return b_.CreateAlignedLoad(ptr_, b_.CreateConstInBoundsGEP1_64(ptr_, base, i), llvm::Align(8));
-    };
+    llvm::Function* f = driver(driver_symbol(body_prefix),
+                               {ptr_, ptr_, ptr_, ptr_, ptr_, ptr_, i64_, i64_, i64_}, b_.getVoidTy());
+    Value *slots = f->getArg(0), *xs = f->getArg(4), *ys = f->getArg(5), *length = f->getArg(6);
+    const Sets sets{f->getArg(1), f->getArg(2), f->getArg(3)};
     auto row = [&](Value* base, Value* i, int64_t bytes) {
       return b_.CreateInBoundsGEP(b_.getInt8Ty(), base, b_.CreateMul(i, i64(bytes), "", true, true));
     };
     loop(i64(0), length, [&](Value* step) {
       Value* i = e.params.reverse ? b_.CreateSub(b_.CreateSub(length, i64(1)), step) : step;
-      Value* first = b_.CreateICmpEQ(step, i64(0));
-      Value* odd = b_.CreateTrunc(step, b_.getInt1Ty());
       std::vector<Value*> dest(nc + ny);
-      for (size_t k = 0; k < nc; ++k) {  // step t reads set (t-1) % 2 (the init at t = 0), writes set t % 2
-        Value *s0 = load_ptr(set0, k), *s1 = load_ptr(set1, k);
-        Value* in = b_.CreateSelect(first, load_ptr(init, k), b_.CreateSelect(odd, s0, s1));
-        b_.CreateAlignedStore(in, slot_ptr(body_plan.slot[static_cast<size_t>(body.inputs[nk + k])]), llvm::Align(8));
-        dest[k] = b_.CreateSelect(odd, s1, s0);
+      for (size_t k = 0; k < nc; ++k) {
+        store_ptr(carry_in(sets, step, k), slots, body_plan.slot[static_cast<size_t>(body.inputs[nk + k])]);
+        dest[k] = carry_out(sets, step, k);
       }
       for (size_t k = 0; k < nx; ++k) {
-        const ir::Type& t = body.type(body.inputs[nk + nc + k]);
-        b_.CreateAlignedStore(row(load_ptr(xs, k), i, t.size() * dtype_size(t.dtype)),
-                              slot_ptr(body_plan.slot[static_cast<size_t>(body.inputs[nk + nc + k])]),
-                              llvm::Align(8));
+        const VarId x = body.inputs[nk + nc + k];
+        store_ptr(row(load_ptr(xs, k), i, bytes_of(body.type(x))), slots, body_plan.slot[static_cast<size_t>(x)]);
       }
-      for (size_t j = 0; j < ny; ++j) {
-        const ir::Type& t = body.type(body.outputs[nc + j]);
-        dest[nc + j] = row(load_ptr(ys, j), i, t.size() * dtype_size(t.dtype));
-      }
-      for (size_t o = 0; o < dest.size(); ++o)
-        if (body_plan.redirect[o] >= 0)
-          b_.CreateAlignedStore(dest[o], slot_ptr(body_plan.redirect[o]), llvm::Align(8));
-      auto* kty = llvm::FunctionType::get(b_.getVoidTy(), {ptr_, i64_, i64_}, false);
-      for (size_t j = 0; j < body_plan.kernels.size(); ++j) {
-        const Kernel& kernel = body_plan.kernels[j];
-        if (!kernel.runs) continue;
-        llvm::Function* callee = module_->getFunction(kernel_symbol(body_prefix, j));
-        TJ_CHECK(callee && callee->getFunctionType() == kty, "scan driver: no kernel ", j);
-        b_.CreateCall(callee, {slots, chunked ? begin : i64(0), chunked ? end : i64(kernel.trip_count)});
-      }
-      for (size_t o = 0; o < dest.size(); ++o) {
-        const VarId v = body.outputs[o];
-        const int64_t bytes = body.type(v).size() * dtype_size(body.type(v).dtype);
-        if (body_plan.redirect[o] >= 0 || bytes == 0) continue;
-        Value* src = nullptr;
-        switch (body_plan.storage[static_cast<size_t>(v)]) {
-          case Storage::kConstant: case Storage::kLiteral:
-            for (size_t c = 0; c < body.const_vars.size(); ++c)
-              if (body.const_vars[c] == v)
-                src = b_.CreateIntToPtr(
-                    i64(static_cast<int64_t>(reinterpret_cast<uintptr_t>(body.const_values[c]->data()))),
-                    ptr_);
-            break;
-          case Storage::kInput: case Storage::kComputed: case Storage::kResult:
-            src = b_.CreateAlignedLoad(ptr_, slot_ptr(body_plan.slot[static_cast<size_t>(v)]), llvm::Align(8));
-            break;
-          case Storage::kInline: case Storage::kUnused:
-            break;
-        }
-        TJ_CHECK(src, "scan driver: output ", o, " has no storage");
-        b_.CreateMemCpy(dest[o], llvm::MaybeAlign(1), src, llvm::MaybeAlign(1), static_cast<uint64_t>(bytes));
-      }
+      for (size_t j = 0; j < ny; ++j)
+        dest[nc + j] = row(load_ptr(ys, j), i, bytes_of(body.type(body.outputs[nc + j])));
+      run_into(body, body_plan, body_prefix, slots, dest, chunked ? f->getArg(7) : nullptr,
+               chunked ? f->getArg(8) : nullptr);
     }, "step");
     b_.CreateRetVoid();
+  }
+
+  // A while loop: per step the cond region's kernels, the predicate read back, the trajectory
+  // row stored when asked, then the body region's kernels. Returns the number of steps, or -1
+  // when the loop needed more than max_iterations (the runtime then throws).
+  void lower_while_driver(const Eqn& e, const FusionPlan& cond_plan, const FusionPlan& body_plan,
+                          const std::string& cond_prefix, const std::string& body_prefix) {
+    const ir::Function& cond = *e.params.regions[0];
+    const ir::Function& body = *e.params.regions[1];
+    const size_t ncc = static_cast<size_t>(e.params.groups[0]), nb = static_cast<size_t>(e.params.groups[1]);
+    const size_t n = body.outputs.size();
+    llvm::Function* f = driver(driver_symbol(body_prefix), {ptr_, ptr_, ptr_, ptr_, ptr_, ptr_}, i64_);
+    Value *cslots = f->getArg(0), *bslots = f->getArg(1), *traj = f->getArg(5);
+    const Sets sets{f->getArg(2), f->getArg(3), f->getArg(4)};
+    llvm::BasicBlock* pre = b_.GetInsertBlock();
+    auto* header = llvm::BasicBlock::Create(*context_, "step", f);
+    auto* run = llvm::BasicBlock::Create(*context_, "body", f);
+    auto* done = llvm::BasicBlock::Create(*context_, "done", f);
+    auto* over = llvm::BasicBlock::Create(*context_, "over", f);
+    b_.CreateBr(header);
+    b_.SetInsertPoint(header);
+    llvm::PHINode* step = b_.CreatePHI(i64_, 2, "step");
+    step->addIncoming(i64(0), pre);
+    std::vector<Value*> in(n);
+    for (size_t k = 0; k < n; ++k) {
+      in[k] = carry_in(sets, step, k);
+      store_ptr(in[k], cslots, cond_plan.slot[static_cast<size_t>(cond.inputs[ncc + k])]);
+    }
+    call_kernels(cond_plan, cond_prefix, cslots);
+    Value* pred = b_.CreateAlignedLoad(b_.getInt8Ty(), output_ptr(cond, cond_plan, cond.outputs[0], cslots),
+                                       llvm::Align(1));
+    b_.CreateCondBr(b_.CreateICmpNE(pred, b_.getInt8(0)), run, done);
+    b_.SetInsertPoint(run);
+    if (e.params.length >= 0) {
+      auto* ok = llvm::BasicBlock::Create(*context_, "within", f);
+      b_.CreateCondBr(b_.CreateICmpEQ(step, i64(e.params.length)), over, ok);
+      b_.SetInsertPoint(ok);
+    }
+    std::vector<Value*> dest(n);
+    for (size_t k = 0; k < n; ++k) {
+      const int64_t bytes = bytes_of(body.type(body.inputs[nb + k]));
+      if (e.params.trajectory && bytes > 0)
+        b_.CreateMemCpy(b_.CreateInBoundsGEP(b_.getInt8Ty(), load_ptr(traj, k), b_.CreateMul(step, i64(bytes))),
+                        llvm::MaybeAlign(1), in[k], llvm::MaybeAlign(1), static_cast<uint64_t>(bytes));
+      store_ptr(in[k], bslots, body_plan.slot[static_cast<size_t>(body.inputs[nb + k])]);
+      dest[k] = carry_out(sets, step, k);
+    }
+    run_into(body, body_plan, body_prefix, bslots, dest);
+    step->addIncoming(b_.CreateAdd(step, i64(1)), b_.GetInsertBlock());
+    b_.CreateBr(header);
+    b_.SetInsertPoint(done);
+    b_.CreateRet(step);
+    b_.SetInsertPoint(over);
+    b_.CreateRet(i64(-1));
   }
 
  private:

@@ -22,7 +22,7 @@ std::string kernel_symbol(std::string_view name, size_t index);
 /// lowered under `prefix` are lowered: kernel_symbol(region_prefix(...), i) is their entry.
 std::string region_prefix(std::string_view prefix, size_t kernel, size_t region);
 
-/// The entry point of a driven scan (Kernel::driven) whose body was lowered under
+/// The entry point of a driven scan or while loop (Kernel::driven) whose body was lowered under
 /// `region_prefix`:
 ///   void drv(void** slots, void* const* init, void* const* set0, void* const* set1,
 ///            void* const* xs, void* const* ys, int64_t length, int64_t begin, int64_t end)
@@ -35,6 +35,14 @@ std::string driver_symbol(std::string_view region_prefix);
 using ScanDriver = void (*)(void** slots, void* const* init, void* const* set0, void* const* set1,
                             void* const* xs, void* const* ys, int64_t length, int64_t begin,
                             int64_t end);
+
+/// A driven while loop's entry point, named after its body's region prefix:
+///   int64_t drv(void** cond_slots, void** body_slots, void* const* init, void* const* set0,
+///               void* const* set1, void* const* trajectory)
+/// with both regions' consts already in their slot arrays; carries as for a scan. Returns the
+/// number of steps run, or -1 when the loop needed more than its max_iterations.
+using WhileDriver = int64_t (*)(void** cond_slots, void** body_slots, void* const* init,
+                                void* const* set0, void* const* set1, void* const* trajectory);
 
 /// Thrown by lower_and_compile when a kernel's inline code passes kMaxInlineEvaluations while
 /// FusionOptions::materialize_layout is off; compile() then plans again with it on.

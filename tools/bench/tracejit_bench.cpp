@@ -4,7 +4,9 @@
 // with this build's flags, no -march, so the reference is SSE2 code while the JIT targets the
 // host CPU), `tracejit` the jitted (or eager) equivalent; some cases add a second reference
 // (`cpp_alloc`: allocates its output per call as tracejit does; `cpp_16acc`: a reduction with
-// 16 independent accumulators, which the compiler can vectorize). Before timing, every
+// 16 independent accumulators, which the compiler can vectorize), and `train` a second tracejit
+// variant (`tracejit_calls`: the 1000 steps as 1000 jitted calls; `tracejit` is one jitted
+// scan). Loop cases also give a `time/step` or `time/iter` counter. Before timing, every
 // tracejit variant is run once and compared with its reference, so a broken case is visible.
 // After the run a summary prints each ratio tracejit / reference (> 1: tracejit slower).
 // Times are wall-clock (UseRealTime): tracejit may run a kernel on several threads.
@@ -23,6 +25,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -45,6 +48,9 @@ constexpr float kLearningRate = 0.005f;
 constexpr int64_t k1M = int64_t{1} << 20;
 constexpr int64_t k16M = int64_t{1} << 24;
 constexpr int64_t kSide = 4096;  // kSide * kSide == k16M
+constexpr int kTrainSteps = 1000;     // the seed's training: 1000 SGD steps on 128 points
+constexpr int64_t kTrainPoints = 128;
+constexpr int32_t kCount = 1000000;   // while_loop trip count (10^6, not k1M = 2^20)
 constexpr auto kMs = benchmark::kMillisecond;
 
 // ---------------------------------------------------------------------------------------------
@@ -184,6 +190,25 @@ struct HostParams {
   return {p.weight - kLearningRate * scale * sum_rx, p.bias - kLearningRate * scale * sum_r};
 }
 
+// The seed's whole training: `steps` SGD steps, each the update_ref above (forward, gradient by
+// hand, update), in a plain C++ loop.
+[[gnu::noinline]] HostParams train_ref(HostParams p, const float* x, const float* y, int64_t n,
+                                       int steps) {
+  for (int i = 0; i < steps; ++i) p = update_ref(p, x, y, n);
+  return p;
+}
+
+// Counts from 0 to `bound`. DoNotOptimize keeps `i` live in every iteration, so the compiler
+// can neither delete the loop nor replace it by its closed form.
+[[gnu::noinline]] int32_t count_ref(int32_t bound) {
+  int32_t i = 0;
+  while (i < bound) {
+    ++i;
+    benchmark::DoNotOptimize(i);
+  }
+  return i;
+}
+
 [[gnu::noinline]] float add1_ref(float x) { return x + 1; }
 
 [[gnu::noinline]] void add_ref(const float* a, const float* b, float* out, int64_t n) {
@@ -265,15 +290,14 @@ Array loss(const Params& p, const Array& x, const Array& y) {
   return tj::mean(tj::square(p.weight * x + p.bias - y));
 }
 
-auto make_update() {
-  return tj::jit(
-      [](const Params& params, const Array& x, const Array& y) {
-        Params g = tj::grad(loss)(params, x, y);
-        return tj::tree_map([](const Array& p, const Array& d) { return p - d * kLearningRate; },
-                            params, g);
-      },
-      {.name = "update"});
+// One SGD step: the body of `update` and of the scan in `train_scan`.
+Params sgd_step(const Params& params, const Array& x, const Array& y) {
+  Params g = tj::grad(loss)(params, x, y);
+  return tj::tree_map([](const Array& p, const Array& d) { return p - d * kLearningRate; },
+                      params, g);
 }
+
+auto make_update() { return tj::jit(sgd_step, {.name = "update"}); }
 
 auto make_add1() {
   return tj::jit([](const Array& x) { return x + 1; }, {.name = "add1"});
@@ -285,6 +309,31 @@ auto& jit_update() {
 }
 auto& jit_add1() {
   static auto f = make_add1();
+  return f;
+}
+// The seed's 1000 steps in ONE jitted call: a scan over no xs carrying Params; x and y are
+// arguments, captured by the body.
+auto& jit_train_scan() {
+  static auto f = tj::jit(
+      [](const Params& params, const Array& x, const Array& y) {
+        auto body = [&](const Params& p, const std::tuple<>&) {
+          return std::pair{sgd_step(p, x, y), std::tuple<>{}};
+        };
+        return tj::scan(body, params, std::tuple<>{}, tj::ScanOptions{.length = kTrainSteps})
+            .first;
+      },
+      {.name = "train_scan"});
+  return f;
+}
+// Counts an i32 from 0 to `bound`, an argument (not a constant the passes could fold).
+auto& jit_count() {
+  static auto f = tj::jit(
+      [](const Array& bound) {
+        return tj::while_loop([&](const Array& i) { return i < bound; },
+                              [](const Array& i) { return i + 1; },
+                              tj::full({}, 0, tj::DType::i32));
+      },
+      {.name = "count"});
   return f;
 }
 auto& jit_arith() {
@@ -319,6 +368,7 @@ auto& jit_matmul() {
 }
 
 Array f32_scalar(float v) { return tj::array(std::vector<float>{v}, tj::Shape{}); }
+Array i32_scalar(int32_t v) { return tj::array(std::vector<int32_t>{v}, tj::Shape{}); }
 
 Params init_params() { return {f32_scalar(0.5f), f32_scalar(0.5f)}; }
 
@@ -369,6 +419,20 @@ void run_checks() {
     check("update/" + size_name(n) + " x200", {p.weight.item<float>(), p.bias.item<float>()},
           {h.weight, h.bias}, 1e-3, 1e-4);
   }
+  {
+    const RegressionData& d = regression_data(kTrainPoints);
+    HostParams h = train_ref({0.5f, 0.5f}, d.x.data(), d.y.data(), kTrainPoints, kTrainSteps);
+    Params s = jit_train_scan()(init_params(), d.xa, d.ya);
+    check("train/1000x128 scan", {s.weight.item<float>(), s.bias.item<float>()},
+          {h.weight, h.bias}, 1e-3, 1e-4);
+    Params p = init_params();
+    for (int i = 0; i < kTrainSteps; ++i) p = jit_update()(p, d.xa, d.ya);
+    // The scan body is the same step as `update`: the results agree bit for bit.
+    check("train/1000x128 calls = scan", {p.weight.item<float>(), p.bias.item<float>()},
+          {s.weight.item<float>(), s.bias.item<float>()}, 0, 0);
+  }
+  check("while/count_1e6", {static_cast<float>(jit_count()(i32_scalar(kCount)).item<int32_t>())},
+        {static_cast<float>(count_ref(kCount))}, 0, 0);
   check("call/add1", {jit_add1()(f32_scalar(41.f)).item<float>()}, {add1_ref(41.f)}, 0, 0);
   {
     const VectorData &a = vector_data(128), &b = vector_data(128, 6);
@@ -415,6 +479,7 @@ void run_checks() {
 
 struct RatioRow {
   std::string label, reference, tracejit;
+  double per = 1;  // the summary prints times divided by this (e.g. per step of a 1000-step case)
 };
 std::vector<RatioRow> g_rows;
 
@@ -453,6 +518,90 @@ void register_update() {
     });
     g_rows.push_back({"SGD update step, n=" + size_name(n), c + "/cpp", c + "/tracejit"});
   }
+}
+
+// `units` steps per benchmark iteration: a counter `time/<unit>` gives the wall time of one
+// (printed with an SI prefix and `s`, e.g. 44.1ns).
+void per_unit(benchmark::State& state, const char* unit, int64_t units) {
+  state.counters[std::string("time/") + unit] = benchmark::Counter(
+      static_cast<double>(units) * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+// The seed's training, 1000 steps on 128 points, three ways: one jitted scan, 1000 jitted calls
+// of the step, and the C++ loop. Every iteration starts again from the same parameters.
+void register_train() {
+  const std::string c = "train/1000x128";
+  add(c + "/cpp", [](benchmark::State& state) {
+    const RegressionData& d = regression_data(kTrainPoints);
+    CpuMeter meter;
+    for (auto _ : state) {
+      HostParams p = train_ref({0.5f, 0.5f}, d.x.data(), d.y.data(), kTrainPoints, kTrainSteps);
+      benchmark::DoNotOptimize(p);
+    }
+    meter.report(state);
+    per_unit(state, "step", kTrainSteps);
+  });
+  add(c + "/tracejit", [](benchmark::State& state) {
+    const RegressionData& d = regression_data(kTrainPoints);
+    const Params start = init_params();
+    jit_train_scan()(start, d.xa, d.ya);  // compiled outside the timing
+    CpuMeter meter;
+    for (auto _ : state) {
+      Params p = jit_train_scan()(start, d.xa, d.ya);
+      benchmark::DoNotOptimize(p);
+    }
+    meter.report(state);
+    per_unit(state, "step", kTrainSteps);
+  });
+  add(c + "/tracejit_calls", [](benchmark::State& state) {
+    const RegressionData& d = regression_data(kTrainPoints);
+    const Params start = init_params();
+    jit_update()(start, d.xa, d.ya);
+    CpuMeter meter;
+    for (auto _ : state) {
+      Params p = start;
+      for (int i = 0; i < kTrainSteps; ++i) p = jit_update()(p, d.xa, d.ya);
+      benchmark::DoNotOptimize(p);
+    }
+    meter.report(state);
+    per_unit(state, "step", kTrainSteps);
+  });
+  g_rows.push_back({"SGD x1000 in one scan, n=128 (per step)", c + "/cpp", c + "/tracejit",
+                    kTrainSteps});
+  g_rows.push_back({"SGD x1000 as 1000 calls, n=128 (per step)", c + "/cpp",
+                    c + "/tracejit_calls", kTrainSteps});
+  g_rows.push_back({"SGD x1000: 1000 calls vs one scan (per step)", c + "/tracejit",
+                    c + "/tracejit_calls", kTrainSteps});
+}
+
+// A while_loop counting an i32 from 0 to 1,000,000 (the bound an argument) against a C++ loop
+// that must run every iteration.
+void register_while() {
+  const std::string c = "while/count_1e6";
+  add(c + "/cpp", [](benchmark::State& state) {
+    int32_t bound = kCount;
+    CpuMeter meter;
+    for (auto _ : state) {
+      benchmark::DoNotOptimize(bound);  // opaque to the compiler: no constant trip count
+      int32_t n = count_ref(bound);
+      benchmark::DoNotOptimize(n);
+    }
+    meter.report(state);
+    per_unit(state, "iter", kCount);
+  });
+  add(c + "/tracejit", [](benchmark::State& state) {
+    Array bound = i32_scalar(kCount);
+    jit_count()(bound);
+    CpuMeter meter;
+    for (auto _ : state) {
+      Array n = jit_count()(bound);
+      benchmark::DoNotOptimize(n);
+    }
+    meter.report(state);
+    per_unit(state, "iter", kCount);
+  });
+  g_rows.push_back({"while_loop i+1 to 1e6 (per iteration)", c + "/cpp", c + "/tracejit", kCount});
 }
 
 void register_call_overhead() {
@@ -800,13 +949,13 @@ std::string format_time(double s) {
 
 void print_summary(const SummaryReporter& reporter) {
   std::printf("\nratio = tracejit time / reference time (> 1: tracejit slower)\n");
-  std::printf("%-40s %12s %12s %10s\n", "case", "reference", "tracejit", "ratio");
+  std::printf("%-44s %12s %12s %10s\n", "case", "reference", "tracejit", "ratio");
   for (const RatioRow& row : g_rows) {
     double ref = 0, tj = 0;
     if (!reporter.time_of(row.reference, &ref) || !reporter.time_of(row.tracejit, &tj))
       continue;  // filtered out
-    std::printf("%-40s %12s %12s %10.3g\n", row.label.c_str(), format_time(ref).c_str(),
-                format_time(tj).c_str(), tj / ref);
+    std::printf("%-44s %12s %12s %10.3g\n", row.label.c_str(), format_time(ref / row.per).c_str(),
+                format_time(tj / row.per).c_str(), tj / ref);
   }
   for (const char* name : {"compile/add1_scalar/tracejit", "compile/update/tracejit"}) {
     const benchmark::UserCounters* c = reporter.counters_of(name);
@@ -856,6 +1005,8 @@ int main(int argc, char** argv) {
   if (!skip_checks) bench::run_checks();
 
   bench::register_update();
+  bench::register_train();
+  bench::register_while();
   bench::register_call_overhead();
   bench::register_eager();
   bench::register_elementwise("arith", bench::arith_ref, bench::jit_arith, "x*2+1");

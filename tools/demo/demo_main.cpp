@@ -15,8 +15,9 @@ namespace {
 constexpr const char* kUsage =
     "usage: tracejit-demo counter|regression [--flag=value ...]\n"
     "  counter     the seed's Counter: side effects run once at trace time, state threaded explicitly\n"
-    "  regression  linear regression with a jitted, differentiated SGD step\n"
-    "  flags: --dump_dir (both); --steps --lr --seed --threefry --plot (regression)\n";
+    "  regression  linear regression with a jitted, differentiated SGD step (--loop=scan: all\n"
+    "              steps in one jitted tj::scan, timed against one call per step)\n"
+    "  flags: --dump_dir (both); --steps --lr --seed --threefry --plot --loop (regression)\n";
 
 // Parses --name=value and --name value with abseil's registered flags, so types, defaults and
 // values' syntax come from ABSL_FLAG; a bad flag gives one line and exit status 2.
@@ -45,7 +46,7 @@ bool parse_flags(const std::vector<std::string>& args) {
     std::string error;
     if (!flag) {
       std::cerr << "tracejit-demo: unknown flag --" << arg
-                << " (flags: --dump_dir, --steps, --lr, --seed, --threefry, --plot)\n";
+                << " (flags: --dump_dir, --steps, --lr, --seed, --threefry, --plot, --loop)\n";
       return false;
     }
     if (!flag->ParseFrom(value, &error)) {

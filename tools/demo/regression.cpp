@@ -1,10 +1,19 @@
 // The seed's second half: fit y = w*x + b to noisy data with a jitted SGD step built from
 // grad and tree_map, the parameters threaded through explicitly as a Params pytree.
+// --loop=step calls the jitted step once per step from C++ (the seed's loop); --loop=scan runs
+// all the steps inside ONE jitted call, a tj::scan over the steps carrying Params, and times the
+// step-per-call loop too, for the comparison.
+#include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <string>
+#include <tuple>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_format.h"
@@ -17,6 +26,9 @@ ABSL_FLAG(uint64_t, seed, 42, "PRNG seed of the data and the initial parameters"
 ABSL_FLAG(std::string, threefry, "partitionable",
           "threefry scheme: partitionable (JAX >= 0.5 default) or original (the notebook's)");
 ABSL_FLAG(std::string, plot, "regression.svg", "where to write the figure (SVG)");
+ABSL_FLAG(std::string, loop, "step",
+          "where the training loop runs: step (one jitted SGD step per call from C++) or scan "
+          "(all steps in one jitted call, a tj::scan over the steps)");
 
 namespace tj = tracejit;
 using tj::Array;
@@ -48,12 +60,17 @@ int run_regression() {
   const float learning_rate = static_cast<float>(absl::GetFlag(FLAGS_lr));
   const std::string scheme = absl::GetFlag(FLAGS_threefry);
   const std::string plot = absl::GetFlag(FLAGS_plot);
+  const std::string loop = absl::GetFlag(FLAGS_loop);
   if (steps < 0) {
     std::cerr << "tracejit-demo: --steps must be non-negative, got " << steps << "\n";
     return kUsageError;
   }
   if (scheme != "partitionable" && scheme != "original") {
     std::cerr << "tracejit-demo: --threefry must be partitionable or original, got '" << scheme << "'\n";
+    return kUsageError;
+  }
+  if (loop != "step" && loop != "scan") {
+    std::cerr << "tracejit-demo: --loop must be step or scan, got '" << loop << "'\n";
     return kUsageError;
   }
   if (!std::ofstream(plot)) {  // fail before the work, not after it
@@ -64,13 +81,23 @@ int run_regression() {
   }
   tj::random::set_threefry_partitionable(scheme == "partitionable");
 
-  auto update = tj::jit(
+  // One SGD step: the body of both loops.
+  auto sgd_step = [learning_rate](const Params& params, const Array& x, const Array& y) {
+    Params g = tj::grad(loss)(params, x, y);
+    return tj::tree_map([&](const Array& p, const Array& d) { return p - d * learning_rate; },
+                        params, g);
+  };
+  auto update = tj::jit(sgd_step, {.name = "update"});
+  // All the steps in one call: a scan of `steps` steps over no xs, carrying Params; x and y are
+  // arguments of the jitted function, captured by the scan body.
+  auto train = tj::jit(
       [&](const Params& params, const Array& x, const Array& y) {
-        Params g = tj::grad(loss)(params, x, y);
-        return tj::tree_map([&](const Array& p, const Array& d) { return p - d * learning_rate; },
-                            params, g);
+        auto body = [&](const Params& p, const std::tuple<>&) {
+          return std::pair{sgd_step(p, x, y), std::tuple<>{}};
+        };
+        return tj::scan(body, params, std::tuple<>{}, tj::ScanOptions{.length = steps}).first;
       },
-      {.name = "update"});
+      {.name = "train"});
 
   // The data, drawn as the notebook draws it: y = 2x - 1 + noise.
   Array rng = tj::random::key(absl::GetFlag(FLAGS_seed));
@@ -78,24 +105,82 @@ int run_regression() {
   Array xs = tj::random::normal(keys[0], {128, 1});
   Array noise = tj::random::normal(keys[1], {128, 1}) * 0.5f;
   Array ys = xs * 2 + (-1) + noise;
-
-  Params params = init(rng);
-  auto t0 = std::chrono::steady_clock::now();
-  if (steps > 0) params = update(params, xs, ys);  // traces and compiles
-  auto t1 = std::chrono::steady_clock::now();
-  for (int i = 1; i < steps; ++i) params = update(params, xs, ys);
-  auto t2 = std::chrono::steady_clock::now();
+  const Params start = init(rng);
 
   auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  auto phases = [](const tj::JitStats& s) {
+    return absl::StrFormat("[trace %.2f, passes %.2f, lower %.2f, llvm-opt %.2f, codegen %.2f ms]",
+                           s.trace_s * 1e3, s.passes_s * 1e3, s.lower_s * 1e3,
+                           s.llvm_opt_s * 1e3, s.codegen_s * 1e3);
+  };
+
+  // The seed's loop: one jitted call per step. The first call traces and compiles; the time
+  // per step is over the other steps - 1 calls.
+  Params stepped = start;
+  auto t0 = std::chrono::steady_clock::now();
+  if (steps > 0) stepped = update(stepped, xs, ys);  // traces and compiles
+  auto t1 = std::chrono::steady_clock::now();
+  for (int i = 1; i < steps; ++i) stepped = update(stepped, xs, ys);
+  auto t2 = std::chrono::steady_clock::now();
+  const double step_first_s = secs(t0, t1);
+  const double step_per_step_s = steps > 1 ? secs(t1, t2) / (steps - 1) : 0.0;
+
+  constexpr int kRepeats = 3;
+  Params params = stepped;
+  double scan_first_s = 0, scan_per_step_s = 0, step_best_s = 0;
+  if (loop == "scan") {
+    // The first call traces, compiles and runs all the steps. Then both loops, warm, are timed
+    // from the same start kRepeats times each, and the best of each is kept (the machine may be
+    // shared; a one-shot time of a millisecond is easily disturbed).
+    auto s0 = std::chrono::steady_clock::now();
+    params = train(start, xs, ys);
+    scan_first_s = secs(s0, std::chrono::steady_clock::now());
+    for (int r = 0; r < kRepeats && steps > 0; ++r) {
+      auto a = std::chrono::steady_clock::now();
+      params = train(start, xs, ys);
+      auto b = std::chrono::steady_clock::now();
+      Params p = start;
+      for (int i = 0; i < steps; ++i) p = update(p, xs, ys);
+      auto c = std::chrono::steady_clock::now();
+      double scan_s = secs(a, b) / steps, step_s = secs(b, c) / steps;
+      scan_per_step_s = r == 0 ? scan_s : std::min(scan_per_step_s, scan_s);
+      step_best_s = r == 0 ? step_s : std::min(step_best_s, step_s);
+    }
+  }
+
   float w = params.weight.item<float>(), b = params.bias.item<float>();
   std::cout << absl::StrFormat("weight=%.6f bias=%.6f loss=%.6f\n", w, b,
                                loss(params, xs, ys).item<float>());
-  tj::JitStats s = update.stats();
-  std::cout << absl::StrFormat(
-      "steps=%d  time per step=%.2f us  first call (trace+compile)=%.2f ms  "
-      "[trace %.2f, passes %.2f, lower %.2f, llvm-opt %.2f, codegen %.2f ms]\n",
-      steps, steps > 1 ? secs(t1, t2) / (steps - 1) * 1e6 : 0.0, secs(t0, t1) * 1e3,
-      s.trace_s * 1e3, s.passes_s * 1e3, s.lower_s * 1e3, s.llvm_opt_s * 1e3, s.codegen_s * 1e3);
+  if (loop == "step") {
+    std::cout << absl::StrFormat(
+        "steps=%d  time per step=%.2f us  first call (trace+compile)=%.2f ms  %s\n", steps,
+        step_per_step_s * 1e6, step_first_s * 1e3, phases(update.stats()));
+  } else {
+    std::cout << absl::StrFormat(
+        "steps=%d  time per step=%.3f us in one jitted scan (one call of all steps: %.3f ms, "
+        "best of %d)  first call (trace+compile+run)=%.2f ms  %s\n",
+        steps, scan_per_step_s * 1e6, scan_per_step_s * steps * 1e3, kRepeats, scan_first_s * 1e3,
+        phases(train.stats()));
+    const bool same = std::bit_cast<uint32_t>(stepped.weight.item<float>()) ==
+                          std::bit_cast<uint32_t>(w) &&
+                      std::bit_cast<uint32_t>(stepped.bias.item<float>()) ==
+                          std::bit_cast<uint32_t>(b);
+    const std::string timing =
+        steps == 0 ? std::string("not timed (--steps=0)")
+        : step_best_s >= scan_per_step_s
+            ? absl::StrFormat("%.2f us per step, so the scan is %.1fx faster per step",
+                              step_best_s * 1e6, step_best_s / scan_per_step_s)
+            : absl::StrFormat("%.2f us per step, so the scan is %.1fx slower per step (its "
+                              "fixed cost per call is not spread over enough steps)",
+                              step_best_s * 1e6, scan_per_step_s / step_best_s);
+    std::cout << absl::StrFormat(
+        "step-per-call loop for comparison (the seed's loop, %d jitted call%s, best of %d, "
+        "same process): %s; weight and bias %s\n",
+        steps, steps == 1 ? "" : "s", kRepeats, timing,
+        same ? "identical (bit for bit)"
+             : absl::StrFormat("DIFFER: step-per-call gives weight=%.6f bias=%.6f",
+                               stepped.weight.item<float>(), stepped.bias.item<float>()));
+  }
   if (!write_regression_svg(plot, xs.to_vector<float>(), ys.to_vector<float>(), w, b)) {
     std::cerr << "tracejit-demo: cannot write the plot to '" << plot << "'\n";
     return kUsageError;
