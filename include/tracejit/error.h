@@ -25,5 +25,7 @@ class ConcretizationError : public Error { public: using Error::Error; };
 class TracerLeakError : public Error { public: using Error::Error; };
 /// A broken internal invariant of tracejit itself: a bug to report, never a user error.
 class InternalError : public Error { public: using Error::Error; };
+/// Memory (or another resource) that an operation needs and the system cannot give.
+class ResourceError : public Error { public: using Error::Error; };
 
 }  // namespace tracejit

@@ -614,15 +614,20 @@ class CompiledProgram final : public Executable {
                                  " but the function was compiled for ", ir::type_str(t));
       ptrs.push_back(impl.buffer->data());
     }
-    Frame frame(b);
-    run_frame(frame, ptrs.data());
+    std::optional<Frame> frame;
+    try {
+      frame.emplace(b);
+      run_frame(*frame, ptrs.data());
+    } catch (const ResourceError& e) {
+      detail::rethrow_as("jit", e);
+    }
     std::vector<Array> out;
     out.reserve(b.outputs.size());
     for (const Source& o : b.outputs) {
       switch (o.kind) {
         case Source::kInput: out.push_back(inputs[static_cast<size_t>(o.index)]); break;
         case Source::kConstant: out.push_back(o.constant); break;
-        case Source::kSlot: out.push_back(frame.buffers[static_cast<size_t>(o.index)]); break;
+        case Source::kSlot: out.push_back(frame->buffers[static_cast<size_t>(o.index)]); break;
       }
     }
     return out;

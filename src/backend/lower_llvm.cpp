@@ -767,11 +767,10 @@ class Lowering {
         break;
       case Prim::kSign: {
         if (f) {
-          // NaN stays itself; ±0 gives +0, as the reference's (x > 0) - (x < 0).
+          // NaN and ±0 stay themselves (as XLA: sign(-0.0) is -0.0); the rest become ±1.
           Value* zero = llvm::ConstantFP::get(x->getType(), 0.0);
-          Value* s = b_.CreateSelect(b_.CreateFCmpOLT(x, zero), llvm::ConstantFP::get(x->getType(), -1.0), zero);
-          s = b_.CreateSelect(b_.CreateFCmpOGT(x, zero), llvm::ConstantFP::get(x->getType(), 1.0), s);
-          return b_.CreateSelect(b_.CreateFCmpUNO(x, x), x, s);
+          Value* s = b_.CreateSelect(b_.CreateFCmpOLT(x, zero), llvm::ConstantFP::get(x->getType(), -1.0), x);
+          return b_.CreateSelect(b_.CreateFCmpOGT(x, zero), llvm::ConstantFP::get(x->getType(), 1.0), s);
         }
         Value* zero = b_.getInt32(0);
         if (d == DType::i32)

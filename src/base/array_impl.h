@@ -6,6 +6,7 @@
 #include "base/buffer.h"
 #include "base/type.h"
 #include "tracejit/array.h"
+#include "tracejit/error.h"
 
 namespace tracejit::detail {
 
@@ -22,8 +23,11 @@ struct ArrayImpl {
   const T* data() const { return static_cast<const T*>(buffer->data()); }
 };
 
-/// A concrete array over a fresh, uninitialised buffer of `type`.
+/// A concrete array over a fresh, uninitialised buffer of `type`. Throws ResourceError
+/// "[alloc] cannot allocate ..." when the memory is not there (rethrow_as names the operation).
 Array make_concrete(const base::Type& type);
+/// Rethrows an allocation's ResourceError as the operation `op`'s.
+[[noreturn]] void rethrow_as(std::string_view op, const ResourceError& e);
 /// A concrete array of `type` over `buffer` (shared, not copied).
 Array array_over(const base::Type& type, std::shared_ptr<base::Buffer> buffer);
 /// The concrete buffer of `a`; throws ConcretizationError naming `op` when `a` is a tracer.

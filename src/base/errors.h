@@ -30,9 +30,14 @@ std::string cat(const Parts&... parts) {
   return absl::StrCat(str_part(parts)...);
 }
 
-/// Throws ShapeError "[op] negative dimension in shape ..." (with the fix) when a dimension of
-/// `shape` is below 0: the one check every op that takes a shape makes.
-void check_dims_non_negative(std::string_view op, const Shape& shape);
+/// The most elements one array may have: 2^60, so that its bytes (8 per element at most) and
+/// any index into it fit in int64_t with room to spare.
+inline constexpr int64_t kMaxElements = int64_t{1} << 60;
+
+/// Throws ShapeError naming `op` and the shape (with the fix) when a dimension of `shape` is
+/// below 0 or its element count passes kMaxElements: the one check every shape goes through
+/// (constructors, and every primitive's results, in ir::infer_types).
+void check_shape(std::string_view op, const Shape& shape);
 
 template <class E, class... Parts>
 [[noreturn]] void raise(std::string_view op, const Parts&... parts) {

@@ -24,7 +24,7 @@ const ArrayImpl& concrete_impl(const Array& a, std::string_view op) {
 }
 
 Array array_from_data(DType dtype, const void* data, int64_t count, const Shape& shape) {
-  check_dims_non_negative("array", shape);
+  check_shape("array", shape);
   if (count != shape_size(shape))
     raise<ShapeError>("array", count, " values do not fill shape ", shape_str(shape), " (",
                       shape_size(shape), " elements)");

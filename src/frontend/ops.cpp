@@ -165,7 +165,7 @@ int64_t reduced_count(const Array& a, const Axes& axes) {
 
 // Constructors: a scalar broadcast to the shape, as JAX's jnp.full.
 Array full(const Shape& shape, double value, DType dtype) {
-  detail::check_dims_non_negative("full", shape);
+  detail::check_shape("full", shape);
   return broadcast_to_shape(Array::scalar(dtype, value, false), shape);
 }
 Array zeros(const Shape& shape, DType dtype) { return full(shape, 0, dtype); }

@@ -90,7 +90,7 @@ void check_axes(Prim p, const std::vector<int64_t>& axes, const Type& x, const c
   }
 }
 
-void check_dims(Prim p, const Shape& shape) { detail::check_dims_non_negative(prim_name(p), shape); }
+void check_dims(Prim p, const Shape& shape) { detail::check_shape(prim_name(p), shape); }
 
 Type reduce_type(Prim p, const Type& x, const Params& params) {
   check_axes(p, params.axes, x, "axis");
@@ -304,7 +304,9 @@ std::vector<Type> scan_types(std::span<const Type> in, const Params& params) {
 
 }  // namespace
 
-std::vector<Type> infer_types(Prim p, std::span<const Type> in, const Params& params) {
+namespace {
+
+std::vector<Type> infer(Prim p, std::span<const Type> in, const Params& params) {
   const PrimInfo& info = prim_info(p);
   if (info.arity >= 0 && static_cast<int>(in.size()) != info.arity)
     raise<Error>(info.name, "takes ", info.arity, " operands, got ", in.size());
@@ -386,6 +388,14 @@ std::vector<Type> infer_types(Prim p, std::span<const Type> in, const Params& pa
     case Prim::kScan: return scan_types(in, params);
   }
   detail::fail_internal(__FILE__, __LINE__, "unknown primitive");
+}
+
+}  // namespace
+
+std::vector<Type> infer_types(Prim p, std::span<const Type> in, const Params& params) {
+  std::vector<Type> out = infer(p, in, params);
+  for (const Type& t : out) detail::check_shape(prim_name(p), t.shape);  // overflowing products
+  return out;
 }
 
 }  // namespace tracejit::ir

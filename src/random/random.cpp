@@ -37,7 +37,7 @@ void check_key(std::string_view op, const Array& key) {
 
 // Checks `shape` and that `words_per_element` u32 words per element fit one counter.
 void check_shape(std::string_view op, const Shape& shape, int64_t words_per_element) {
-  tracejit::detail::check_dims_non_negative(op, shape);
+  tracejit::detail::check_shape(op, shape);
   int64_t words = words_per_element;
   for (int64_t d : shape) {
     if (d == 0) return;

@@ -155,7 +155,7 @@ T unary_value(Prim p, T x) {
         else return std::fabs(x);
       case Prim::kSign:
         if constexpr (std::is_floating_point_v<T>) {
-          if (std::isnan(x)) return x;
+          if (std::isnan(x) || x == T(0)) return x;  // NaN stays NaN, -0 stays -0 (as XLA)
         }
         return static_cast<T>((x > T(0)) - (x < T(0)));
       case Prim::kExp: return static_cast<T>(std::exp(x));

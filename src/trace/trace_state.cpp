@@ -114,7 +114,11 @@ std::vector<Array> bind(ir::Prim prim, std::span<const Array> in, const ir::Para
     in_types.push_back(impl.type);
   }
   std::vector<ir::Type> out_types = ir::infer_types(prim, in_types, params);
-  return eval_eager(prim, in, params, out_types);
+  try {
+    return eval_eager(prim, in, params, out_types);
+  } catch (const ResourceError& e) {
+    rethrow_as(ir::prim_name(prim), e);
+  }
 }
 
 Array bind1(ir::Prim prim, std::span<const Array> in, const ir::Params& params) {
