@@ -301,6 +301,27 @@ void eval_into(Prim p, std::span<const Array> in, const ir::Params& params, Arra
                                                          : std::numeric_limits<T>::lowest();
         for (int64_t i = 0; i < n; ++i) y[i] = init;
         const Shape& xs = in[0].shape();
+        if constexpr (std::is_floating_point_v<T>) {
+          if (p == Prim::kReduceSum) {
+            // An accurate sum: in f64 with Neumaier's compensation, so an f32 sum is the exact
+            // sum rounded once (within its last bit), whatever the order or length.
+            std::vector<double> sum(static_cast<size_t>(n), 0.0), comp(static_cast<size_t>(n), 0.0);
+            for_each_offset(xs, row_major_strides(xs), 0, reduce_out_strides(xs, params.axes), 0,
+                            [&](int64_t a, int64_t b) {
+                              double& s = sum[static_cast<size_t>(b)];
+                              const double v = static_cast<double>(x[a]), t = s + v;
+                              if (std::isfinite(t))  // inf and NaN sums need no compensation
+                                comp[static_cast<size_t>(b)] +=
+                                    std::fabs(s) >= std::fabs(v) ? (s - t) + v : (v - t) + s;
+                              s = t;
+                            });
+            for (int64_t i = 0; i < n; ++i) {
+              const double s = sum[static_cast<size_t>(i)];
+              y[i] = static_cast<T>(std::isfinite(s) ? s + comp[static_cast<size_t>(i)] : s);
+            }
+            return;
+          }
+        }
         for_each_offset(xs, row_major_strides(xs), 0, reduce_out_strides(xs, params.axes), 0,
                         [&](int64_t a, int64_t b) {
                           y[b] = p == Prim::kReduceSum ? binary_value<T>(Prim::kAdd, y[b], x[a])
