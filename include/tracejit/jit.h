@@ -2,9 +2,9 @@
 // tj::jit: trace once per signature, compile to native code, then call the compiled code.
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "tracejit/detail/trace_fn.h"
 
 namespace tracejit {
@@ -26,6 +26,9 @@ struct JitOptions {
   /// Lets LLVM reassociate and contract float arithmetic (fast-math flags) in elementwise code.
   /// Off by default: compiled code follows IEEE semantics, as eager evaluation does.
   bool fast_math = false;
+  /// How many signatures stay compiled; a new one beyond that evicts the least recently called
+  /// (counted in JitStats::evictions; a later call with it traces again). 0 or less: no bound.
+  int max_cached_signatures = 256;
 };
 
 /// Counters and cumulative phase times (seconds) of a jitted function.
@@ -38,6 +41,7 @@ struct JitStats {
   double lower_s = 0;     // IR to LLVM IR
   double llvm_opt_s = 0;  // LLVM's optimization pipeline
   double codegen_s = 0;   // machine code, linking, symbol lookup
+  int64_t evictions = 0;  // signatures dropped by JitOptions::max_cached_signatures
 };
 
 /// Every stage of one compilation, as text.
@@ -66,14 +70,14 @@ class JitCache {
   ~JitCache();
 
   const std::string& name() const { return name_; }
-  /// The compiled entry for this signature, or null. Counts a cache hit when found.
-  const JitEntry* find(const FlatArgs& args);
-  /// Serializes tracing and compiling of this function.
-  std::mutex& compile_mutex() { return compile_mutex_; }
-  /// Checks retrace limits and explains the retrace (when asked) before a new trace.
-  void before_trace(const FlatArgs& args);
-  /// Optimizes and compiles a fresh trace, caches it under the signature of `args`.
-  const JitEntry* add(const FlatArgs& args, TracedFn traced, double trace_s);
+  /// The compiled entry for this signature, or null. Counts a cache hit when found. Allocates
+  /// nothing; the entry stays valid while held, even if it is evicted meanwhile.
+  std::shared_ptr<const JitEntry> find(const FlatArgs& args);
+  /// The entry for the signature of `args`, calling `trace` (once per signature, under no lock:
+  /// the trace may call this function again on any thread) and compiling when it is not cached.
+  /// A thread asking for a signature that another thread is tracing waits for that trace, so
+  /// each signature is traced once; when that trace fails, a waiting thread traces it itself.
+  std::shared_ptr<const JitEntry> trace_and_add(const FlatArgs& args, absl::FunctionRef<TracedFn()> trace);
   /// Runs the compiled code on concrete leaves.
   std::vector<Array> run(const JitEntry& entry, std::span<const Array> leaves) const;
   const TreeDef& out_def(const JitEntry& entry) const;
@@ -86,7 +90,6 @@ class JitCache {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::string name_;
-  std::mutex compile_mutex_;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0);
@@ -115,17 +118,9 @@ class Jitted {
       std::vector<Array> outs = detail::bind_call(cache_->name(), std::move(t.traced), flat.leaves);
       return tree_unflatten<R>(t.out_def, outs);
     }
-    const detail::JitEntry* entry = cache_->find(flat);
-    if (!entry) {
-      std::lock_guard<std::mutex> lock(cache_->compile_mutex());
-      entry = cache_->find(flat);  // another thread may have compiled it meanwhile
-      if (!entry) {
-        cache_->before_trace(flat);
-        auto t0 = std::chrono::steady_clock::now();
-        detail::TracedFn t = detail::trace_fn<Args...>(*f_, cache_->name(), flat);
-        entry = cache_->add(flat, std::move(t), detail::seconds_since(t0));
-      }
-    }
+    std::shared_ptr<const detail::JitEntry> entry = cache_->find(flat);
+    if (!entry)
+      entry = cache_->trace_and_add(flat, [&] { return detail::trace_fn<Args...>(*f_, cache_->name(), flat); });
     return tree_unflatten<R>(cache_->out_def(*entry), cache_->run(*entry, flat.leaves));
   }
 

@@ -1,5 +1,5 @@
 #pragma once
-// jit's compile pipeline, written once for both JitCache::add and JitCache::lower:
+// jit's compile pipeline, written once for both JitCache::trace_and_add and JitCache::lower:
 //   traced ir::Function -> passes::optimize -> backend::compile -> executable
 #include <memory>
 #include <string>

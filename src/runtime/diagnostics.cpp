@@ -58,20 +58,27 @@ bool over_retrace_limit(const JitOptions& options, int64_t retraces) {
   return options.max_retraces >= 0 && retraces > options.max_retraces;
 }
 
-std::string retrace_explanation(const std::string& name, std::span<const Signature> cached,
-                                const Signature& sig) {
+std::string retrace_explanation(const std::string& name, int64_t retrace,
+                                std::span<const Signature* const> cached, const Signature& sig) {
   const Signature* nearest = nullptr;
   size_t best = SIZE_MAX;
-  for (const Signature& s : cached) {
-    size_t d = signature_diff(s, sig).size();
-    if (d <= best) {  // on a tie the most recent signature is the more telling one
+  for (const Signature* s : cached) {
+    size_t d = signature_diff(*s, sig).size();
+    if (d <= best) {  // on a tie the most recently used signature is the more telling one
       best = d;
-      nearest = &s;
+      nearest = s;
     }
   }
-  return absl::StrCat("'", name, "' is traced again (retrace ", cached.size(),
+  return absl::StrCat("'", name, "' is traced again (retrace ", retrace,
                       ") because its arguments differ from the nearest cached signature:\n  ",
                       absl::StrJoin(signature_diff(*nearest, sig), "\n  "));
+}
+
+std::string evicted_retrace_explanation(const std::string& name, int64_t retrace, int max_cached) {
+  return absl::StrCat("'", name, "' is traced again (retrace ", retrace,
+                      ") because its signature was evicted from the cache (max_cached_signatures = ",
+                      max_cached, "): more signatures were called than the cache keeps, and this "
+                      "one least recently; raise max_cached_signatures to keep them all compiled");
 }
 
 void raise_retrace_limit(const std::string& why, int max_retraces) {

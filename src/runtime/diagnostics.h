@@ -28,10 +28,12 @@ void log_compile(const std::string& name, const FlatArgs& args, double trace_s, 
 bool explain_retraces(const JitOptions& options);
 /// Whether the `retraces`-th retrace passes JitOptions::max_retraces.
 bool over_retrace_limit(const JitOptions& options, int64_t retraces);
-/// Why `name` is traced again for `sig`: its differences from the nearest of the signatures
-/// already traced (`cached`, oldest first, not empty).
-std::string retrace_explanation(const std::string& name, std::span<const Signature> cached,
-                                const Signature& sig);
+/// Why `name` is traced again (its `retrace`-th retrace) for `sig`: its differences from the
+/// nearest of the signatures cached now (`cached`, least recently used first, not empty).
+std::string retrace_explanation(const std::string& name, int64_t retrace,
+                                std::span<const Signature* const> cached, const Signature& sig);
+/// Why `name` is traced again for a signature that JitOptions::max_cached_signatures evicted.
+std::string evicted_retrace_explanation(const std::string& name, int64_t retrace, int max_cached);
 /// Throws the tj::Error of a retrace past the limit, with its explanation `why`.
 [[noreturn]] void raise_retrace_limit(const std::string& why, int max_retraces);
 /// Prints what a retrace cost, once it is compiled.

@@ -1,18 +1,26 @@
 #include "runtime/dumps.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <mutex>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace tracejit::detail {
 namespace {
+
+// Long enough for any readable name, short of NAME_MAX (255) with the ".SEQ.suffix" added.
+constexpr size_t kMaxDumpNameLength = 100;
 
 std::atomic<int64_t> g_dump_sequence{0};
 
@@ -28,7 +36,39 @@ void warn_dump_failure(const std::string& dir, const std::string& what) {
                "TRACEJIT_DUMP_DIR at a writable directory\n";
 }
 
+// Closes a file descriptor when it goes out of scope.
+struct Fd {
+  int fd;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// Writes all of `text` and a newline to `fd`; false on any short or failed write.
+bool write_all(int fd, std::string text) {
+  text += '\n';
+  for (size_t done = 0; done < text.size();) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
 }  // namespace
+
+std::string dump_file_name(std::string_view name) {
+  std::string out;
+  for (char c : name.substr(0, kMaxDumpNameLength)) {
+    bool safe = absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+    // A dot may not start the name (hidden files, "..") nor follow another dot.
+    if (c == '.' && (out.empty() || out.back() == '.')) safe = false;
+    out += safe ? c : '_';
+  }
+  if (!out.empty() && out.back() == '.') out.back() = '_';  // "x." + ".0001" would hold ".."
+  return out.empty() ? "jit" : out;
+}
 
 bool dumps_requested() { return std::getenv("TRACEJIT_DUMP_DIR") != nullptr; }
 
@@ -41,15 +81,22 @@ void write_dumps(const std::string& name, const ir::Function& traced, const back
     return warn_dump_failure(
         dir,
         absl::StrCat("cannot write dump files: cannot create the directory (", ec.message(), ")"));
-  std::string base = absl::StrFormat("%s/%s.%04d", dir, name, g_dump_sequence.fetch_add(1));
+  // Files are opened relative to the directory and never through a symlink planted in it.
+  Fd dir_fd{::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (dir_fd.fd < 0)
+    return warn_dump_failure(
+        dir, absl::StrCat("cannot write dump files: cannot open the directory (", std::strerror(errno), ")"));
+  std::string base = absl::StrFormat("%s.%04d", dump_file_name(name), g_dump_sequence.fetch_add(1));
   const std::pair<const char*, std::string> files[] = {
       {".traced.txt", ir::to_string(traced)},     {".optimized.txt", exe.fused_ir()},
       {".ll", exe.llvm_ir()},                     {".opt.ll", exe.optimized_llvm_ir()},
       {".s", exe.assembly()}};
   for (const auto& [suffix, text] : files) {
-    std::ofstream out(base + suffix);
-    out << text << "\n";
-    if (!out) return warn_dump_failure(dir, absl::StrCat("cannot write dump file ", base, suffix));
+    std::string file = base + suffix;
+    Fd out{::openat(dir_fd.fd, file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644)};
+    if (out.fd < 0 || !write_all(out.fd, text))
+      return warn_dump_failure(
+          dir, absl::StrCat("cannot write dump file ", file, " (", std::strerror(errno), ")"));
   }
 }
 
