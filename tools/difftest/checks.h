@@ -38,6 +38,7 @@ struct CheckStats {
   int64_t compared = 0;  // elements compared against a bound
   int64_t unknown = 0;   // elements whose bound was unknown (skipped)
   int64_t fd_directions = 0;
+  int64_t fd_unsettled = 0;  // directions skipped: differences unresolved (programs with loops)
   int64_t grad_programs = 0;
 };
 

@@ -70,10 +70,27 @@ class Interpreter {
   }
 
   std::vector<Bounded> run(std::span<const Array> inputs, const std::vector<bool>& varying) {
-    for (size_t i = 0; i < fn_.inputs.size(); ++i)
-      set(fn_.inputs[i], inputs[i], i < varying.size() && varying[i]);
+    std::vector<Valued> in;
+    for (size_t i = 0; i < inputs.size(); ++i)
+      in.push_back({inputs[i], std::vector<double>(static_cast<size_t>(inputs[i].size()), 0.0),
+                    i < varying.size() && varying[i]});
+    std::vector<Bounded> out;
+    for (Valued& v : run(in)) out.push_back({std::move(v.value), std::move(v.err)});
+    return out;
+  }
+
+ private:
+  // A value with its per-element bound, and whether it depends on a varying input.
+  struct Valued {
+    Array value;
+    std::vector<double> err;
+    bool vary = false;
+  };
+
+  std::vector<Valued> run(std::span<const Valued> inputs) {
+    for (size_t i = 0; i < fn_.inputs.size(); ++i) set(fn_.inputs[i], inputs[i]);
     for (size_t i = 0; i < fn_.const_vars.size(); ++i)
-      set(fn_.const_vars[i], tracejit::detail::array_over(fn_.type(fn_.const_vars[i]), fn_.const_values[i]), false);
+      set(fn_.const_vars[i], {tracejit::detail::array_over(fn_.type(fn_.const_vars[i]), fn_.const_values[i]), {}, false});
     for (const tj::ir::Eqn& e : fn_.eqns) {
       if (e.out.empty()) continue;  // an effect (debug_print): nothing to bound
       std::vector<Array> in;
@@ -82,6 +99,11 @@ class Interpreter {
         in.push_back(val_[static_cast<size_t>(v)]);
         vary = vary || vary_[static_cast<size_t>(v)];
       }
+      if (tj::ir::has_regions(e.prim)) {
+        std::vector<Valued> outs = region(e);
+        for (size_t k = 0; k < e.out.size(); ++k) set(e.out[k], std::move(outs[k]));
+        continue;
+      }
       const size_t o = static_cast<size_t>(e.out[0]);
       val_[o] = tj::detail::eval_eager(e.prim, in, e.params, std::span(&fn_.type(e.out[0]), 1))[0];
       vary_[o] = vary;
@@ -89,17 +111,148 @@ class Interpreter {
       for (double& x : err_[o])
         if (std::isnan(x) || (x > 0 && !is_float(val_[o].dtype()))) x = kInf;
     }
-    std::vector<Bounded> out;
+    std::vector<Valued> out;
     for (tj::ir::VarId v : fn_.outputs)
-      out.push_back({val_[static_cast<size_t>(v)], err_[static_cast<size_t>(v)]});
+      out.push_back({val_[static_cast<size_t>(v)], err_[static_cast<size_t>(v)],
+                     vary_[static_cast<size_t>(v)]});
     return out;
   }
 
- private:
-  void set(tj::ir::VarId v, const Array& a, bool vary) {
-    val_[static_cast<size_t>(v)] = a;
-    err_[static_cast<size_t>(v)].assign(static_cast<size_t>(a.size()), 0.0);
-    vary_[static_cast<size_t>(v)] = vary;
+  void set(tj::ir::VarId v, Valued a) {
+    if (a.err.size() != static_cast<size_t>(a.value.size()))
+      a.err.assign(static_cast<size_t>(a.value.size()), 0.0);
+    for (double& x : a.err)
+      if (std::isnan(x) || (x > 0 && !is_float(a.value.dtype()))) x = kInf;
+    val_[static_cast<size_t>(v)] = std::move(a.value);
+    err_[static_cast<size_t>(v)] = std::move(a.err);
+    vary_[static_cast<size_t>(v)] = a.vary;
+  }
+
+  // ---- Higher-order primitives ----
+  //
+  // Regions are interpreted here, step by step, with the same per-primitive bounds: a loop's
+  // carry takes its bound from one step into the next. Compiled code takes the same path as
+  // eager evaluation when every branch index and loop predicate it computed is exact (a zero
+  // bound); where one may differ, every result is unknown.
+
+  std::vector<Valued> sub(const tj::ir::Function& fn, std::span<const Valued> in) const {
+    return Interpreter(fn, model_).run(in);
+  }
+
+  static std::vector<Valued> concat(std::span<const Valued> a, std::span<const Valued> b) {
+    std::vector<Valued> out(a.begin(), a.end());
+    out.insert(out.end(), b.begin(), b.end());
+    return out;
+  }
+
+  static bool exact(const Valued& v) {
+    return std::all_of(v.err.begin(), v.err.end(), [](double x) { return x == 0; });
+  }
+
+  // Row i of a stacked value (its leading axis dropped).
+  static Valued row(const Valued& x, int64_t i) {
+    const int64_t n = x.value.shape()[0] == 0 ? 0 : x.value.size() / x.value.shape()[0];
+    Valued r{x.value[i], std::vector<double>(x.err.begin() + i * n, x.err.begin() + (i + 1) * n),
+             x.vary};
+    return r;
+  }
+
+  // Rows stacked along a new leading axis into type `t`; rows past `rows` are zeros.
+  static Valued stack(const std::vector<Valued>& rows, const tj::ir::Type& t) {
+    tj::Shape row_shape(t.shape.begin() + 1, t.shape.end());
+    std::vector<Array> parts;
+    Valued out{Array(), {}, false};
+    for (const Valued& r : rows) {
+      parts.push_back(tj::reshape(r.value, [&] {
+        tj::Shape s = row_shape;
+        s.insert(s.begin(), 1);
+        return s;
+      }()));
+      out.err.insert(out.err.end(), r.err.begin(), r.err.end());
+      out.vary = out.vary || r.vary;
+    }
+    const int64_t pad = t.shape[0] - static_cast<int64_t>(rows.size());
+    if (pad > 0 || parts.empty()) {
+      tj::Shape s = row_shape;
+      s.insert(s.begin(), std::max<int64_t>(pad, 0));
+      parts.push_back(tj::zeros(s, t.dtype));
+      out.err.resize(static_cast<size_t>(t.size()), 0.0);
+    }
+    out.value = parts.size() == 1 ? parts[0] : tj::concatenate(parts, 0);
+    return out;
+  }
+
+  std::vector<Valued> region(const tj::ir::Eqn& e) const {
+    std::vector<Valued> in;
+    for (tj::ir::VarId v : e.in)
+      in.push_back({val_[static_cast<size_t>(v)], err(v), vary_[static_cast<size_t>(v)]});
+    const tj::ir::Params& p = e.params;
+    std::vector<Valued> out;
+    bool unknown = false;  // compiled code may take another path
+    switch (e.prim) {
+      case Prim::kCall: out = sub(*p.regions[0], in); break;
+      case Prim::kCond: {
+        const int64_t n = static_cast<int64_t>(p.regions.size());
+        const int64_t index = std::clamp<int64_t>(in[0].value.item<int32_t>(), 0, n - 1);
+        unknown = !exact(in[0]);
+        out = sub(*p.regions[static_cast<size_t>(index)], std::span(in).subspan(1));
+        break;
+      }
+      case Prim::kWhile: {
+        const size_t nc = static_cast<size_t>(p.groups[0]), nb = static_cast<size_t>(p.groups[1]);
+        const std::span<const Valued> cconsts = std::span(in).subspan(0, nc),
+                                      bconsts = std::span(in).subspan(nc, nb);
+        std::vector<Valued> carry(in.begin() + static_cast<ptrdiff_t>(nc + nb), in.end());
+        std::vector<std::vector<Valued>> traj(carry.size());
+        int64_t steps = 0;
+        while (true) {
+          const Valued pred = sub(*p.regions[0], concat(cconsts, carry))[0];
+          unknown = unknown || !exact(pred);
+          if (!pred.value.item<bool>()) break;
+          if (p.length >= 0 && steps == p.length)
+            throw std::runtime_error("difftest: while_loop ran past max_iterations");
+          for (size_t k = 0; k < carry.size(); ++k) traj[k].push_back(carry[k]);
+          carry = sub(*p.regions[1], concat(bconsts, carry));
+          ++steps;
+        }
+        out = std::move(carry);
+        if (p.trajectory) {
+          out.push_back({Array(static_cast<int32_t>(steps)), {0.0}, false});
+          for (size_t k = 0; k < traj.size(); ++k)
+            out.push_back(stack(traj[k], fn_.type(e.out[out.size()])));
+        }
+        break;
+      }
+      case Prim::kScan: {
+        const size_t nk = static_cast<size_t>(p.groups[0]), nc = static_cast<size_t>(p.groups[1]);
+        const std::span<const Valued> consts = std::span(in).subspan(0, nk),
+                                      xs = std::span(in).subspan(nk + nc);
+        std::vector<Valued> carry(in.begin() + static_cast<ptrdiff_t>(nk),
+                                  in.begin() + static_cast<ptrdiff_t>(nk + nc));
+        const size_t ny = e.out.size() - nc;
+        std::vector<std::vector<Valued>> ys(ny, std::vector<Valued>(static_cast<size_t>(p.length)));
+        for (int64_t step = 0; step < p.length; ++step) {
+          const int64_t i = p.reverse ? p.length - 1 - step : step;
+          std::vector<Valued> args = concat(consts, carry);
+          for (const Valued& x : xs) args.push_back(row(x, i));
+          std::vector<Valued> outs = sub(*p.regions[0], args);
+          carry.assign(outs.begin(), outs.begin() + static_cast<ptrdiff_t>(nc));
+          for (size_t k = 0; k < ny; ++k) ys[k][static_cast<size_t>(i)] = std::move(outs[nc + k]);
+        }
+        out = std::move(carry);
+        for (size_t k = 0; k < ny; ++k) out.push_back(stack(ys[k], fn_.type(e.out[nc + k])));
+        break;
+      }
+      default: throw std::logic_error("difftest: not a region primitive");
+    }
+    for (size_t k = 0; k < out.size(); ++k) {
+      // The equation's result types (a region's outputs keep their own weak bits).
+      const tj::ir::Type& t = fn_.type(e.out[k]);
+      if (out[k].value.dtype() != t.dtype || out[k].value.shape() != t.shape)
+        throw std::logic_error("difftest: a region gave a value of another type");
+      if (unknown) out[k].err.assign(static_cast<size_t>(t.size()), kInf);
+    }
+    return out;
   }
   const std::vector<double>& err(tj::ir::VarId v) const { return err_[static_cast<size_t>(v)]; }
   static bool any(const std::vector<double>& e) {
@@ -269,7 +422,7 @@ class Interpreter {
       }
       case Prim::kDebugPrint: return out;
       case Prim::kCall: case Prim::kCond: case Prim::kWhile: case Prim::kScan:
-        break;  // the generator does not emit regions yet: no bound is claimed for them
+        break;  // run() interprets them (region())
     }
     return std::vector<double>(n, kInf);
   }

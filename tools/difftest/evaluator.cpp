@@ -3,7 +3,10 @@
 // type that keeps the array's dtype, so weak typing is exercised as users meet it.
 #include "evaluator.h"
 
+#include <span>
+
 #include "absl/strings/str_cat.h"
+#include "tracejit/control_flow.h"
 
 namespace difftest {
 namespace {
@@ -44,33 +47,138 @@ Array binary(Op op, const Array& a, const Array& b) {
   }
 }
 
+using Values = std::vector<Array>;
+
 class Evaluator {
  public:
   Evaluator(const Program& p, std::optional<DType> floats) : p_(p), floats_(floats) {}
 
   std::vector<Array> run(const DiffArgs& x, const OtherArgs& y) const {
+    Scope scope{p_, &x, &y, {}, {}, !floats_};
+    return eval(scope);
+  }
+
+ private:
+  // One program or body being run: where its inputs come from, and whether its values are
+  // checked against the rules' types.
+  struct Scope {
+    const Program& p;
+    const DiffArgs* x = nullptr;  // the program's arguments (bodies: null)
+    const OtherArgs* y = nullptr;
+    std::span<const Array> params;    // a body's parameters...
+    std::span<const Array> captured;  // ...and the enclosing values it captures
+    bool check = true;
+  };
+
+  std::vector<Array> eval(const Scope& s) const {
     std::vector<Array> v;
-    v.reserve(p_.nodes.size());
+    v.reserve(s.p.nodes.size());
+    std::vector<Values> results(s.p.nodes.size());  // control flow: every result
     size_t pos0 = 0, pos1 = 0;
-    for (const Node& n : p_.nodes) {
+    for (size_t i = 0; i < s.p.nodes.size(); ++i) {
+      const Node& n = s.p.nodes[i];
       Array r;
       if (n.op == Op::kInput) {
-        if (n.slot.arg == 1)
-          r = y.at(pos1++);
+        if (n.slot.arg == kParam)
+          r = s.params[static_cast<size_t>(n.index)];
+        else if (n.slot.arg == kCapture)
+          r = s.captured[static_cast<size_t>(n.index)];
+        else if (n.slot.arg == 1)
+          r = s.y->at(pos1++);
         else if (n.slot.key.empty())
-          r = std::get<0>(x).at(pos0++);
+          r = std::get<0>(*s.x).at(pos0++);
         else
-          r = std::get<1>(x).at(n.slot.key);
+          r = std::get<1>(*s.x).at(n.slot.key);
+      } else if (is_control(n.op)) {
+        results[i] = control(s, n, v);
+        if (s.check)
+          for (size_t k = 0; k < results[i].size(); ++k)
+            check_type(n.results[k], n.op, results[i][k], static_cast<int>(i));
+        r = results[i].at(0);
+      } else if (n.op == Op::kResult) {
+        r = results[static_cast<size_t>(n.args[0])].at(static_cast<size_t>(n.index));
       } else {
         r = apply(n, v);
       }
-      if (!floats_) check_type(n, r, static_cast<int>(v.size()));
+      if (s.check) check_type(n.facts, n.op, r, static_cast<int>(i));
       v.push_back(std::move(r));
     }
     return v;
   }
 
- private:
+  // A body's outputs for `params`. A weakly typed parameter the rules say is strong is a
+  // first trace (tracejit traces again with the carry promoted): its values are not checked.
+  Values body(const Scope& s, const Program& b, const Values& params, const Values& captured) const {
+    bool check = s.check;
+    for (const Node& n : b.nodes)
+      if (n.op == Op::kInput && n.slot.arg == kParam &&
+          params[static_cast<size_t>(n.index)].weak_type() != n.facts.weak)
+        check = false;
+    Scope inner{b, nullptr, nullptr, params, captured, check};
+    std::vector<Array> v = eval(inner);
+    Values out;
+    for (int o : b.outputs) out.push_back(v[static_cast<size_t>(o)]);
+    return out;
+  }
+
+  static Values concat(Values a, const Values& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  }
+
+  Values control(const Scope& s, const Node& n, const std::vector<Array>& v) const {
+    auto arg = [&](size_t k) -> const Array& { return v[static_cast<size_t>(n.args[k])]; };
+    auto args = [&](size_t from, size_t to) {
+      Values out;
+      for (size_t k = from; k < to; ++k) out.push_back(arg(k));
+      return out;
+    };
+    const size_t ops = static_cast<size_t>(n.operands);
+    const Values captured = args(ops, n.args.size());
+    switch (n.op) {
+      case Op::kCond: {
+        auto branch = [&](size_t b) {
+          return [&, b](const Values& o) { return body(s, n.bodies[b], o, captured); };
+        };
+        return tj::cond(arg(0), branch(1), branch(0), args(1, ops));
+      }
+      case Op::kWhile: {
+        const Array& bound = arg(1);
+        auto cond_fn = [&](const Values& c) {
+          Array pred = c[0] < bound;
+          if (!n.bodies[0].outputs.empty()) pred = pred & body(s, n.bodies[0], c, captured)[0];
+          return pred;
+        };
+        auto body_fn = [&](const Values& c) {
+          return concat({c[0] + 1}, body(s, n.bodies[1], c, captured));
+        };
+        return tj::while_loop(cond_fn, body_fn, concat({arg(0)}, args(2, ops)),
+                              tj::WhileOptions{.max_iterations = n.max_iterations});
+      }
+      case Op::kFori:
+        return tj::fori_loop(
+            n.lower, n.upper,
+            [&](const Array& i, const Values& c) { return body(s, n.bodies[0], concat({i}, c), captured); },
+            args(0, ops));
+      case Op::kScan: {
+        const size_t nc = static_cast<size_t>(n.carries);
+        auto f = [&](const Values& c, const Values& x) {
+          Values out = body(s, n.bodies[0], concat(c, x), captured);
+          Values ys(out.begin() + static_cast<ptrdiff_t>(nc), out.end());
+          out.resize(nc);
+          return std::pair<Values, Values>(std::move(out), std::move(ys));
+        };
+        const Values xs = args(nc, ops);
+        auto [carry, ys] = tj::scan(f, args(0, nc), xs,
+                                    tj::ScanOptions{.length = xs.empty() ? n.lower : -1,
+                                                    .reverse = n.reverse,
+                                                    .unroll = n.unroll});
+        return concat(std::move(carry), ys);
+      }
+      default: break;
+    }
+    throw std::logic_error("difftest: not a control-flow node");
+  }
   // The dtype a float value takes in this instance.
   DType fl(DType d) const { return floats_ && is_float(d) ? *floats_ : d; }
   // In the f64 instance, operands that a public op would promote to f32 are converted to f64
@@ -138,14 +246,14 @@ class Evaluator {
       case Op::kNormal: return tj::random::normal(a(0), n.shape, fl(n.dtype));
       case Op::kSplit: return tj::random::split(a(0), kSplitCount)[n.index];
       case Op::kFoldIn: return tj::random::fold_in(a(0), static_cast<uint32_t>(*n.scalar));
+      case Op::kCond: case Op::kWhile: case Op::kFori: case Op::kScan: case Op::kResult: break;
     }
-    throw std::logic_error("difftest: an input node reached apply");
+    throw std::logic_error("difftest: an input or control-flow node reached apply");
   }
 
-  void check_type(const Node& n, const Array& r, int index) const {
-    const Facts& f = n.facts;
+  static void check_type(const Facts& f, Op op, const Array& r, int index) {
     if (r.dtype() == f.dtype && r.shape() == f.shape && r.weak_type() == f.weak) return;
-    throw TypeMismatch(absl::StrCat("v", index, " = ", op_name(n.op), " gave ",
+    throw TypeMismatch(absl::StrCat("v", index, " = ", op_name(op), " gave ",
                                     tj::type_str(r.dtype(), r.shape()),
                                     r.weak_type() ? " weak" : "", ", the rules say ",
                                     tj::type_str(f.dtype, f.shape), f.weak ? " weak" : ""));

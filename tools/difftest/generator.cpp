@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -26,6 +27,17 @@ const std::vector<int64_t> kLargeDims = {64, 128, 256, 300, 512};
 constexpr int kLargeOneIn = 50;
 // The share of non-differentiated float inputs of non-smooth programs that hold special values.
 constexpr double kSpecialInputs = 0.2;
+
+// Control flow: the weight of a loop or branch among the steps, how deep they nest, how many
+// operations a body has (domain wrappers aside), how large the values loops take are, how
+// often a body picks a value of an enclosing program, and the largest data-dependent
+// while_loop trip count.
+constexpr int kControlWeight = 6;
+constexpr size_t kMaxDepth = 2;
+constexpr int kMaxBodyOps = 5;
+constexpr int64_t kMaxLoopElements = 1 << 12;
+constexpr double kOuterPick = 0.1;
+constexpr int64_t kMaxWhileTrips = 8;
 
 // Value ranges for inputs. Float endpoints are exact in f32, so rounding keeps values inside.
 const std::vector<Interval> kFloatRanges = {{-2, 2},    {-1, 1},   {0.5, 4}, {-8, 8},
@@ -61,17 +73,23 @@ class Generator {
   }
 
  private:
-  const Facts& facts(int i) const { return program_.nodes[static_cast<size_t>(i)].facts; }
-  int size() const { return static_cast<int>(program_.nodes.size()); }
+  // The program being grown: the whole program, or the body of a control-flow node.
+  Program& cur() const { return *frames_.back().prog; }
+  const Facts& facts(int i) const { return cur().nodes[static_cast<size_t>(i)].facts; }
+  int size() const { return static_cast<int>(cur().nodes.size()); }
 
   // Adds `n` if infer() accepts it; returns its index, or -1.
   int add(Node n) {
     for (int a : n.args)
       if (a < 0) return -1;
-    std::optional<Facts> f = infer(program_, n);
-    if (!f) return -1;
-    n.facts = *f;
-    program_.nodes.push_back(std::move(n));
+    if (is_control(n.op)) {
+      if (!infer_control(cur(), n)) return -1;
+    } else {
+      std::optional<Facts> f = infer(cur(), n);
+      if (!f) return -1;
+      n.facts = *f;
+    }
+    cur().nodes.push_back(std::move(n));
     return size() - 1;
   }
   int add(Op op, std::vector<int> args) {
@@ -210,6 +228,13 @@ class Generator {
   // entry); the others go to argument 1. A few 0-d inputs are weakly typed C++ scalars. In
   // programs that are not smooth, some float inputs hold NaN, infinities, -0.0, subnormals.
   int new_input(DType d, Shape shape, Interval r) {
+    if (depth() > 0) {  // inputs are the program's: made there, captured into the bodies
+      std::vector<Frame> saved = frames_;
+      frames_.resize(1);
+      int i = new_input(d, std::move(shape), r);
+      frames_ = saved;
+      return import_root(i);
+    }
     while (tj::shape_size(shape) > kMaxElements) shape.erase(shape.begin());
     Node n;
     n.op = Op::kInput;
@@ -242,8 +267,14 @@ class Generator {
   // ---- Operands ----
 
   // An existing value, recent ones preferred (chains), among those `ok` accepts; -1 if none.
-  template <class Pred>
-  int pick(Pred ok) {
+  int pick(const std::function<bool(const Facts&)>& ok) {
+    if (depth() > 0 && rng_.chance(kOuterPick)) {  // a value of an enclosing program, captured
+      const Frame top = frames_.back();
+      frames_.pop_back();
+      int i = pick([&](const Facts& f) { return ok(f) && loopable(f); });
+      frames_.push_back(top);
+      if (i >= 0) return capture(top, i);
+    }
     std::vector<int> all;
     for (int i = 0; i < size(); ++i)
       if (ok(facts(i))) all.push_back(i);
@@ -359,10 +390,14 @@ class Generator {
       kCast,
       kSource,
       kRepeat,
-      kRandom
+      kRandom,
+      kControl
     };
-    static const std::vector<int> kWeights = {18, 8, 22, 10, 5, 5, 6, 12, 14, 4, 6, 2, 2, 2};
-    switch (static_cast<Category>(rng_.weighted(kWeights))) {
+    // Without loops the draws are those of the generator before control flow existed.
+    static const std::vector<int> kWeights = {18, 8, 22, 10, 5, 5, 6, 12, 14, 4, 6, 2, 2, 2,
+                                              kControlWeight};
+    static const std::vector<int> kNoLoops(kWeights.begin(), kWeights.end() - 1);
+    switch (static_cast<Category>(rng_.weighted(options_.loops ? kWeights : kNoLoops))) {
       case kMath: return math();
       case kUnary: {
         static const std::vector<Op> kOps = {Op::kNeg, Op::kAbs, Op::kSign, Op::kSquare,
@@ -403,10 +438,11 @@ class Generator {
       }
       case kSource: return source();
       case kRandom: return random();
+      case kControl: return control();
       case kRepeat: {  // an operation computed twice: common subexpressions for CSE to merge
         int a = pick([](const Facts&) { return true; });
-        if (a < 0 || program_.nodes[static_cast<size_t>(a)].op == Op::kInput) return -1;
-        return add(Node(program_.nodes[static_cast<size_t>(a)]));
+        if (a < 0 || cur().nodes[static_cast<size_t>(a)].op == Op::kInput) return -1;
+        return add(Node(cur().nodes[static_cast<size_t>(a)]));
       }
     }
     return -1;
@@ -675,10 +711,469 @@ class Generator {
     }
   }
 
+  // ---- Control flow ----
+  //
+  // A body is grown like a program, in a frame of its own: its parameters are inputs, values of
+  // the enclosing programs are captured (and new inputs are made in the whole program and
+  // captured through every frame). Loop carries must keep their facts over every iteration
+  // (rules.cpp takes them to a fixpoint): the generator declares float carries to range over
+  // at least [-1, 1] and wraps a carry output whose range would leave its carry's in
+  // sin(o * 2^-k) (integers: clamps it), so the fixpoint holds after one round.
+
+  struct Frame {
+    Program* prog;
+    Node* owner;  // the control-flow node whose body this is (null for the whole program)
+  };
+
+  size_t depth() const { return frames_.size() - 1; }
+  static bool loopable(const Facts& f) { return tj::shape_size(f.shape) <= kMaxLoopElements; }
+
+  // In body frame `f`, the input capturing node i of the enclosing frame.
+  int capture(const Frame& f, int i) {
+    Node& owner = *f.owner;
+    int64_t k = -1;
+    for (size_t a = static_cast<size_t>(owner.operands); a < owner.args.size(); ++a)
+      if (owner.args[a] == i) k = static_cast<int64_t>(a) - owner.operands;
+    if (k < 0) {
+      owner.args.push_back(i);
+      k = static_cast<int64_t>(owner.args.size()) - 1 - owner.operands;
+    }
+    for (size_t j = 0; j < f.prog->nodes.size(); ++j) {
+      const Node& b = f.prog->nodes[j];
+      if (b.op == Op::kInput && b.slot.arg == kCapture && b.index == k) return static_cast<int>(j);
+    }
+    const Program& outer = *frames_[frame_index(f) - 1].prog;
+    Node c;
+    c.op = Op::kInput;
+    c.slot.arg = kCapture;
+    c.index = k;
+    c.facts = outer.nodes[static_cast<size_t>(i)].facts;
+    f.prog->nodes.push_back(std::move(c));
+    return static_cast<int>(f.prog->nodes.size()) - 1;
+  }
+  size_t frame_index(const Frame& f) const {
+    for (size_t l = 0; l < frames_.size(); ++l)
+      if (frames_[l].prog == f.prog) return l;
+    return 0;
+  }
+  // Node i of the whole program, captured into the current frame.
+  int import_root(int i) {
+    if (i < 0) return -1;
+    for (size_t l = 1; l < frames_.size(); ++l) i = capture(frames_[l], i);
+    return i;
+  }
+
+  // While it lives, the generator grows `body` (a body of `owner`) with inputs for `params`
+  // and a few captured values.
+  class BodyScope {
+   public:
+    BodyScope(Generator& g, Program* body, Node* owner, const std::vector<Facts>& params) : g_(g) {
+      body->smooth = g.program_.smooth;
+      g.frames_.push_back({body, owner});
+      for (size_t k = 0; k < params.size(); ++k) {
+        Node in;
+        in.op = Op::kInput;
+        in.slot.arg = kParam;
+        in.index = static_cast<int64_t>(k);
+        in.facts = params[k];
+        body->nodes.push_back(std::move(in));
+      }
+      for (int64_t k = g.rng_.uniform(0, 2); k > 0; --k) {
+        const Frame top = g.frames_.back();
+        g.frames_.pop_back();
+        int i = g.pick(loopable);
+        g.frames_.push_back(top);
+        if (i >= 0) g.capture(top, i);
+      }
+    }
+    ~BodyScope() { g_.frames_.pop_back(); }
+    BodyScope(const BodyScope&) = delete;
+    BodyScope& operator=(const BodyScope&) = delete;
+
+   private:
+    Generator& g_;
+  };
+
+  // Grows the current body by up to `want` operations.
+  void grow(int want) {
+    const int start = cur().num_ops();
+    for (int attempt = 0; attempt < kAttemptsPerOp * want && cur().num_ops() - start < want;
+         ++attempt)
+      step();
+  }
+  int body_ops() { return static_cast<int>(rng_.uniform(1, kMaxBodyOps)); }
+
+  int control() {
+    if (!options_.loops || depth() >= kMaxDepth || tj::shape_size(base_) > kMaxLoopElements)
+      return -1;
+    static const std::vector<int> kWeights = {3, 3, 2, 4};
+    switch (rng_.weighted(kWeights)) {
+      case 0: return cond_node();
+      case 1: return while_node();
+      case 2: return fori_node();
+      default: return scan_node();
+    }
+  }
+
+  // A scalar to compare values in `f` with: inside the range, so that both outcomes occur.
+  double threshold(const Facts& f) {
+    if (f.dtype == DType::bool_) return static_cast<double>(rng_.uniform(0, 1));
+    if (f.special || !std::isfinite(f.range.lo) || !std::isfinite(f.range.hi))
+      return rng_.chance(0.5) ? 0.0 : 1.0;
+    if (is_float(f.dtype)) return std::round(rng_.real(f.range.lo, f.range.hi) * 8) / 8;
+    const double lo = std::max(f.range.lo, -1e9), hi = std::min(f.range.hi, 1e9);
+    return static_cast<double>(rng_.uniform(static_cast<int64_t>(lo), static_cast<int64_t>(hi)));
+  }
+  // A value branches and loop counts may depend on: exact, and fixed under finite differences
+  // in smooth programs.
+  bool steady(const Facts& f) const {
+    return loopable(f) && (f.exact || !is_float(f.dtype)) && !(cur().smooth && f.varies) &&
+           f.range.lo < f.range.hi;
+  }
+
+  // A comparison with a threshold: an ordering (an equality rarely holds), or for bools ==, !=.
+  Op compare_for(const Facts& f) {
+    static const std::vector<Op> kOrder = {Op::kLt, Op::kLe, Op::kGt, Op::kGe};
+    if (f.dtype == DType::bool_) return rng_.chance(0.5) ? Op::kEq : Op::kNe;
+    return rng_.chance(0.9) ? rng_.pick(kOrder) : compare_op();
+  }
+
+  // A bool[] computed from data: a comparison with a threshold, counted over the elements
+  // (sum) and compared again when the value is not a scalar.
+  int scalar_predicate() {
+    int a = pick([&](const Facts& f) { return steady(f); });
+    if (a < 0) return -1;
+    const Facts fa = facts(a);
+    int b = a;
+    if (fa.dtype != DType::bool_ || rng_.chance(0.3))
+      b = add_scalar(compare_for(fa), a, threshold(fa), rng_.chance(0.3));
+    if (b < 0) return -1;
+    if (!facts(b).shape.empty()) {
+      Node n;
+      n.op = Op::kSum;
+      n.args = {b};
+      n.all_axes = true;
+      const int s = add(std::move(n));
+      if (s < 0) return -1;
+      b = add_scalar(compare_op(), s, threshold(facts(s)));
+    }
+    return b;
+  }
+
+  // An i32[] trip bound n computed from data, in [-1, kMaxWhileTrips].
+  int trip_bound() {
+    const double k = static_cast<double>(rng_.uniform(2, kMaxWhileTrips));
+    int n = -1;
+    if (rng_.chance(0.5)) {
+      int a = pick([&](const Facts& f) {
+        return steady(f) && f.shape.empty() && (f.dtype == DType::i32 || f.dtype == DType::u32);
+      });
+      if (a >= 0 && facts(a).dtype == DType::u32) {
+        Node c;
+        c.op = Op::kAsType;
+        c.args = {a};
+        c.dtype = DType::i32;
+        a = add(std::move(c));
+      }
+      if (a >= 0) n = add_scalar(Op::kMaximum, a, -1);
+    }
+    if (n < 0) {  // how many elements pass a comparison
+      int a = pick([&](const Facts& f) { return steady(f) && tj::shape_size(f.shape) > 1; });
+      if (a < 0) a = pick([&](const Facts& f) { return steady(f); });
+      if (a < 0) return -1;
+      int b = facts(a).dtype == DType::bool_ ? a
+                                             : add_scalar(compare_for(facts(a)), a, threshold(facts(a)));
+      if (b < 0) return -1;
+      Node sum;
+      sum.op = Op::kSum;
+      sum.args = {b};
+      sum.all_axes = true;
+      n = add(std::move(sum));
+      if (n >= 0 && facts(n).range.hi <= 1 && rng_.chance(0.7))  // a scalar's count: 0 or 1
+        n = add_scalar(Op::kMul, n, static_cast<double>(rng_.uniform(2, 4)));
+      if (n >= 0 && rng_.chance(0.2)) n = add_scalar(Op::kSub, n, 1);
+    }
+    if (n < 0) return -1;
+    return add_scalar(Op::kMinimum, n, k);
+  }
+
+  // The facts a loop declares for a carry starting at `init` (see rules.cpp).
+  Facts declared(const Facts& init, bool varying_operands) const {
+    Facts c = init;
+    if (is_float(c.dtype) && !c.special) {
+      c.range = {std::min(c.range.lo, -1.0), std::max(c.range.hi, 1.0)};
+      c.varies = c.varies || varying_operands;
+    }
+    if (c.special) c.range = full_range(c.dtype);
+    return c;
+  }
+
+  // Init leaves of a loop: `count` values, floats preferred.
+  std::vector<int> inits(int64_t count) {
+    std::vector<int> out;
+    for (int64_t k = 0; k < count; ++k) {
+      int a = rng_.chance(0.7) ? pick([](const Facts& f) { return loopable(f) && is_float(f.dtype); })
+                               : -1;
+      if (a < 0) a = pick(loopable);
+      if (a >= 0) out.push_back(a);
+    }
+    return out;
+  }
+
+  // Body values that can be outputs: computed ones, most recent preferred; inputs otherwise.
+  template <class Pred>
+  int body_value(Pred ok) {
+    std::vector<int> computed, inputs;
+    for (int i = 0; i < size(); ++i)
+      if (ok(facts(i))) (cur().nodes[static_cast<size_t>(i)].op == Op::kInput ? inputs : computed).push_back(i);
+    std::vector<int>& from = computed.empty() ? inputs : computed;
+    if (from.empty()) return -1;
+    if (rng_.chance(0.6)) return from.back();
+    return rng_.pick(from);
+  }
+
+  // A value of the current body with `want`'s dtype and shape: one that has them, one
+  // broadcast to them, or a constant.
+  int value_of_type(const Facts& want) {
+    int v = body_value([&](const Facts& f) { return f.dtype == want.dtype && f.shape == want.shape; });
+    if (v >= 0 && rng_.chance(0.9)) return v;
+    int b = body_value([&](const Facts& f) {
+      return f.dtype == want.dtype && f.shape.size() <= want.shape.size() && f.shape != want.shape;
+    });
+    if (b >= 0) {
+      Node n;
+      n.op = Op::kBroadcastTo;
+      n.args = {b};
+      n.shape = want.shape;
+      int r = add(std::move(n));
+      if (r >= 0) return r;
+    }
+    if (v >= 0) return v;
+    Node n;
+    n.op = Op::kFull;
+    n.dtype = want.dtype;
+    n.shape = want.shape;
+    n.value = Array(want.dtype == DType::bool_ ? static_cast<double>(rng_.uniform(0, 1))
+                    : is_float(want.dtype)     ? rng_.pick(kFloatScalars) / 8
+                                               : static_cast<double>(rng_.uniform(0, 3)));
+    return add(std::move(n));
+  }
+
+  // The output for a carry with facts `c`: a value of its type whose range stays within the
+  // carry's (wrapped in sin, or clamped, when it would leave it).
+  int carry_output(const Facts& c) {
+    int o = value_of_type(c);
+    if (o < 0) return -1;
+    const Facts f = facts(o);
+    if (c.special || f.dtype == DType::bool_ ||
+        (c.range.contains(f.range.lo) && c.range.contains(f.range.hi)))
+      return o;
+    if (is_float(f.dtype)) {
+      // sin(o * 2^-k), its argument within [-1, 1]: the carry's map has a small gain, so that
+      // derivatives do not compound over the steps beyond what finite differences resolve.
+      const double m = std::max(f.range.max_abs(), 1.0);
+      const double scale = std::exp2(-std::ceil(std::log2(m)));
+      return add(Op::kSin, {scale == 1 ? o : add_scalar(Op::kMul, o, scale)});
+    }
+    if (c.range.lo < -2147483648.0 || c.range.hi > 2147483647.0) return -1;
+    return add_scalar(Op::kMinimum, add_scalar(Op::kMaximum, o, c.range.lo), c.range.hi);
+  }
+
+  // The current body's outputs for the carries `carry`; false when one cannot be made.
+  bool carry_outputs(const std::vector<Facts>& carry) {
+    std::vector<int> outs;
+    for (const Facts& c : carry) {
+      int o = carry_output(c);
+      if (o < 0) return false;
+      outs.push_back(o);
+    }
+    cur().outputs = std::move(outs);
+    return true;
+  }
+
+  // Adds a control-flow node, and kResult nodes for some of its other results.
+  int add_control(Node n) {
+    const int c = add(std::move(n));
+    if (c < 0) return -1;
+    const size_t results = cur().nodes[static_cast<size_t>(c)].results.size();
+    for (size_t k = 1; k < results; ++k) {
+      if (!rng_.chance(0.7)) continue;
+      Node r;
+      r.op = Op::kResult;
+      r.args = {c};
+      r.index = static_cast<int64_t>(k);
+      add(std::move(r));
+    }
+    return c;
+  }
+
+  bool any_varies(const Node& n) const {
+    for (int a : n.args)
+      if (facts(a).varies) return true;
+    return false;
+  }
+  std::vector<Facts> declared_carry(const Node& n, int from, int to) const {
+    std::vector<Facts> out;
+    for (int k = from; k < to; ++k)
+      out.push_back(declared(facts(n.args[static_cast<size_t>(k)]), any_varies(n)));
+    return out;
+  }
+
+  int cond_node() {
+    Node n;
+    n.op = Op::kCond;
+    int pred = rng_.chance(0.5) ? pick([&](const Facts& f) {
+      return steady(f) && f.shape.empty() && !is_float(f.dtype);
+    })
+                                : -1;
+    if (pred < 0) pred = scalar_predicate();
+    if (pred < 0) return -1;
+    n.args = {pred};
+    for (int k : inits(rng_.uniform(0, 3))) n.args.push_back(k);
+    n.operands = static_cast<int>(n.args.size());
+    std::vector<Facts> params;
+    for (size_t k = 1; k < n.args.size(); ++k) params.push_back(facts(n.args[k]));
+    n.bodies.resize(2);
+    {
+      BodyScope scope(*this, &n.bodies[0], &n, params);
+      grow(body_ops());
+      for (int64_t k = rng_.uniform(1, 3); k > 0; --k) {
+        int o = body_value([](const Facts&) { return true; });
+        if (o >= 0) cur().outputs.push_back(o);
+      }
+      if (cur().outputs.empty()) return -1;
+    }
+    {
+      BodyScope scope(*this, &n.bodies[1], &n, params);
+      grow(body_ops());
+      for (int o : n.bodies[0].outputs) {
+        int t = value_of_type(n.bodies[0].nodes[static_cast<size_t>(o)].facts);
+        if (t < 0) return -1;
+        cur().outputs.push_back(t);
+      }
+    }
+    return add_control(std::move(n));
+  }
+
+  int while_node() {
+    Node n;
+    n.op = Op::kWhile;
+    const int bound = trip_bound();
+    Node i0;
+    i0.op = Op::kFull;
+    i0.dtype = DType::i32;
+    i0.value = Array(static_cast<double>(rng_.uniform(-1, 1) * (rng_.chance(0.7) ? 0 : 1)));
+    const int start = add(std::move(i0));
+    if (start < 0 || bound < 0) return -1;
+    n.args = {start, bound};
+    for (int k : inits(rng_.uniform(0, 2))) n.args.push_back(k);
+    n.operands = static_cast<int>(n.args.size());
+    const double trips = std::max(0.0, facts(bound).range.hi - facts(start).range.lo);
+    static const std::vector<int64_t> kSlack = {0, 0, 1, 4};
+    n.max_iterations = static_cast<int64_t>(trips) + rng_.pick(kSlack);
+    n.carry = declared_carry(n, 2, n.operands);
+    Facts counter = facts(start);
+    counter.range = {counter.range.lo, std::max(counter.range.hi, facts(bound).range.hi)};
+    std::vector<Facts> params{counter};
+    params.insert(params.end(), n.carry.begin(), n.carry.end());
+    n.bodies.resize(2);
+    {
+      BodyScope scope(*this, &n.bodies[0], &n, params);
+      if (rng_.chance(0.35)) {
+        grow(static_cast<int>(rng_.uniform(0, 2)));
+        int p = scalar_predicate();
+        if (p >= 0) cur().outputs.push_back(p);
+      }
+    }
+    {
+      BodyScope scope(*this, &n.bodies[1], &n, params);
+      grow(body_ops());
+      if (!carry_outputs(n.carry)) return -1;
+    }
+    return add_control(std::move(n));
+  }
+
+  int fori_node() {
+    Node n;
+    n.op = Op::kFori;
+    n.args = inits(rng_.uniform(1, 3));
+    if (n.args.empty()) return -1;
+    n.operands = static_cast<int>(n.args.size());
+    static const std::vector<int64_t> kTrips = {0, 1, 1, 2, 2, 3, 3, 4, 5, 7, -2};
+    n.lower = rng_.uniform(-2, 3);
+    n.upper = n.lower + rng_.pick(kTrips);
+    n.carry = declared_carry(n, 0, n.operands);
+    Facts i;
+    i.dtype = DType::i32;
+    i.range = {static_cast<double>(n.lower), static_cast<double>(std::max(n.lower, n.upper - 1))};
+    std::vector<Facts> params{i};
+    params.insert(params.end(), n.carry.begin(), n.carry.end());
+    n.bodies.resize(1);
+    {
+      BodyScope scope(*this, &n.bodies[0], &n, params);
+      grow(body_ops());
+      if (!carry_outputs(n.carry)) return -1;
+    }
+    return add_control(std::move(n));
+  }
+
+  int scan_node() {
+    Node n;
+    n.op = Op::kScan;
+    n.args = inits(rng_.uniform(0, 2));
+    n.carries = static_cast<int>(n.args.size());
+    static const std::vector<int64_t> kLengths = {0, 1, 2, 3, 3, 4, 5, 8};
+    int64_t length = rng_.pick(kLengths);
+    for (int64_t k = rng_.uniform(0, 2); k > 0; --k) {
+      const bool first = static_cast<int>(n.args.size()) == n.carries;
+      int x = rng_.chance(0.6) ? pick([&](const Facts& f) {
+        return loopable(f) && !f.shape.empty() && f.shape[0] <= kMaxTrips &&
+               (first || f.shape[0] == length);
+      })
+                               : -1;
+      if (x < 0) {
+        Shape s = variant_of(base_);
+        if (s.size() > 2) s.erase(s.begin());
+        s.insert(s.begin(), length);
+        DType d = rng_.chance(0.8) ? float_ : random_dtype();
+        x = new_input(d, s, random_range(d));
+      }
+      if (x < 0) return -1;
+      length = facts(x).shape[0];
+      n.args.push_back(x);
+    }
+    n.operands = static_cast<int>(n.args.size());
+    n.lower = length;
+    n.reverse = rng_.chance(0.3);
+    n.unroll = rng_.chance(0.2) ? static_cast<int>(rng_.uniform(2, 3)) : 1;
+    n.carry = declared_carry(n, 0, n.carries);
+    std::vector<Facts> params = n.carry;
+    for (int k = n.carries; k < n.operands; ++k) {
+      Facts f = facts(n.args[static_cast<size_t>(k)]);
+      f.shape.erase(f.shape.begin());
+      f.weak = false;
+      params.push_back(f);
+    }
+    n.bodies.resize(1);
+    {
+      BodyScope scope(*this, &n.bodies[0], &n, params);
+      grow(body_ops());
+      if (!carry_outputs(n.carry)) return -1;
+      for (int64_t k = rng_.uniform(n.carries == 0 ? 1 : 0, 2); k > 0; --k) {
+        int y = body_value([&](const Facts& f) {
+          return tj::shape_size(f.shape) * std::max<int64_t>(length, 1) <= kMaxElements;
+        });
+        if (y >= 0) cur().outputs.push_back(y);
+      }
+    }
+    return add_control(std::move(n));
+  }
+
   Rng& rng_;
   GenOptions options_;
   SeededRng values_;  // input values: not drawn from rng_, so a fuzzer's bytes shape programs only
   Program program_;
+  std::vector<Frame> frames_{{&program_, nullptr}};
   DType float_ = DType::f32;
   Shape base_;
   int next_key_ = 0;

@@ -6,7 +6,8 @@
 namespace difftest {
 
 struct GenOptions {
-  int max_ops = 12;  // operations per program: uniform in [1, max_ops], plus domain wrappers
+  int max_ops = 12;    // operations per program: uniform in [1, max_ops], plus domain wrappers
+  bool loops = true;  // tj::cond, while_loop, fori_loop and scan nodes, their bodies nested
 };
 
 /// Draws a program from `rng`: its inputs (dtypes, shapes with 0-d, size-0 and broadcasting,

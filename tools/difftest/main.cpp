@@ -26,6 +26,8 @@ ABSL_FLAG(std::string, only, "",
 ABSL_FLAG(int64_t, program, -1, "check only program number i of the seed (to reproduce a report)");
 ABSL_FLAG(bool, shrink, true, "shrink each failing program to a minimal reproducer");
 ABSL_FLAG(bool, verbose, false, "print each program's listing, and progress with counters");
+ABSL_FLAG(bool, loops, true,
+          "generate control flow: tj::cond, while_loop, fori_loop and scan, sometimes nested");
 
 namespace difftest {
 namespace {
@@ -80,7 +82,7 @@ int run() {
     return 2;
   }
   CheckOptions options{.jit = only != "grad", .grad = only != "jit"};
-  GenOptions gen{.max_ops = absl::GetFlag(FLAGS_max_eqns)};
+  GenOptions gen{.max_ops = absl::GetFlag(FLAGS_max_eqns), .loops = absl::GetFlag(FLAGS_loops)};
   const bool verbose = absl::GetFlag(FLAGS_verbose);
   CheckStats stats;
   std::map<std::string, int64_t> op_counts;  // how often each op was generated
@@ -91,7 +93,7 @@ int run() {
     SeededRng rng(program_seed(seed, static_cast<uint64_t>(i)));
     Program p = generate(rng, gen, static_cast<uint64_t>(i));
     if (verbose) std::cout << p.listing();
-    for (const Node& node : p.nodes) ++op_counts[op_name(node.op)];
+    for_each_node(p, [&](const Node& node) { ++op_counts[op_name(node.op)]; });
     ++checked;
     const auto t0 = std::chrono::steady_clock::now();
     const int64_t unknown_before = stats.unknown;
@@ -111,9 +113,10 @@ int run() {
       double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::cerr << absl::StrFormat(
           "[difftest] %d programs in %.1f s: %d compiles, %d elements compared, %d unknown, "
-          "%d gradient programs, %d finite-difference directions, %d mismatches\n",
+          "%d gradient programs, %d finite-difference directions (%d unsettled), %d "
+          "mismatches\n",
           checked, s, stats.compiles, stats.compared, stats.unknown, stats.grad_programs,
-          stats.fd_directions, mismatches);
+          stats.fd_directions, stats.fd_unsettled, mismatches);
     }
   }
   if (verbose) {

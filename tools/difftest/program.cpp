@@ -1,6 +1,7 @@
 // Names, the C++-like listing of a program, and pruning of dead nodes.
 #include "program.h"
 
+#include <cctype>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -63,7 +64,7 @@ const char* infix(Op op) {
 
 std::string var(int i) { return absl::StrCat("v", i); }
 
-std::string expr(const Program& p, const Node& n) {
+std::string expr(const Program& p, const Node& n, const std::function<std::string(int)>& var) {
   auto a = [&](size_t k) { return var(n.args[k]); };
   switch (n.op) {
     case Op::kInput: return "(input)";
@@ -187,18 +188,151 @@ const char* op_name(Op op) {
     case Op::kNormal: return "normal";
     case Op::kSplit: return "split";
     case Op::kFoldIn: return "fold_in";
+    case Op::kCond: return "cond";
+    case Op::kWhile: return "while_loop";
+    case Op::kFori: return "fori_loop";
+    case Op::kScan: return "scan";
+    case Op::kResult: return "result";
   }
   return "?";
 }
 
 bool is_binary(Op op) { return op >= Op::kAdd && op <= Op::kGe; }
 bool is_compare(Op op) { return op >= Op::kEq && op <= Op::kGe; }
+bool is_control(Op op) { return op >= Op::kCond && op <= Op::kScan; }
 
 int Program::num_ops() const {
   int n = 0;
-  for (const Node& x : nodes) n += x.op != Op::kInput;
+  for_each_node(*this, [&](const Node& x) { n += x.op != Op::kInput; });
   return n;
 }
+
+void for_each_node(const Program& p, const std::function<void(const Node&)>& f) {
+  for (const Node& n : p.nodes) {
+    f(n);
+    for (const Program& b : n.bodies) for_each_node(b, f);
+  }
+}
+
+namespace {
+
+// The listing of one program or body: `name` gives the C++ name of a node of this program,
+// `outer` of the enclosing one (for captured values); `param` the expression of parameter k.
+struct Lister {
+  std::ostringstream& os;
+  std::vector<std::pair<std::string, const Node*>> values;  // constants and inputs to print
+
+  void body(const Program& p, const std::string& prefix, const std::string& indent,
+            const std::function<std::string(int)>& outer, const Node& owner,
+            const std::function<std::string(int64_t)>& param) {
+    auto name = [&](int i) { return absl::StrCat(prefix, i); };
+    for (size_t i = 0; i < p.nodes.size(); ++i) {
+      const Node& n = p.nodes[i];
+      std::string rhs;
+      if (n.op == Op::kInput && n.slot.arg == kParam) {
+        rhs = param(n.index);
+      } else if (n.op == Op::kInput && n.slot.arg == kCapture) {
+        rhs = absl::StrCat(outer(owner.args[static_cast<size_t>(owner.operands + n.index)]),
+                           "  /* captured */");
+      } else {
+        rhs = node(p, n, static_cast<int>(i), name, indent);
+        if (n.op == Op::kConst) values.emplace_back(name(static_cast<int>(i)), &n);
+      }
+      os << indent << "Array " << name(static_cast<int>(i)) << " = " << rhs << ";  // "
+         << describe(n.facts) << "\n";
+    }
+  }
+
+  // The right-hand side of node i; control flow prints its bodies on lines of their own.
+  std::string node(const Program& p, const Node& n, int i,
+                   const std::function<std::string(int)>& name, const std::string& indent) {
+    if (n.op == Op::kResult)
+      return absl::StrCat("r", name(n.args[0]), "[", n.index, "]");
+    if (!is_control(n.op)) return expr(p, n, name);
+    const std::string self = name(i), in = indent + "    ";
+    auto list = [&](int from, int to) {
+      std::vector<std::string> xs;
+      for (int k = from; k < to; ++k) xs.push_back(name(n.args[static_cast<size_t>(k)]));
+      return absl::StrCat("std::vector<Array>{", absl::StrJoin(xs, ", "), "}");
+    };
+    auto sub = [&](size_t b, const std::function<std::string(int64_t)>& param) {
+      body(n.bodies[b], absl::StrCat(self, "b", b, "_"), in + "  ", name, n, param);
+    };
+    auto outs = [&](const Program& b, size_t from, size_t to) {
+      std::vector<std::string> xs;
+      for (size_t k = from; k < to && k < b.outputs.size(); ++k)
+        xs.push_back(absl::StrCat(self, "b", &b - n.bodies.data(), "_", b.outputs[k]));
+      return absl::StrCat("std::vector<Array>{", absl::StrJoin(xs, ", "), "}");
+    };
+    os << indent << "std::vector<Array> r" << self << ";\n";
+    switch (n.op) {
+      case Op::kCond: {
+        os << indent << "r" << self << " = tj::cond(" << name(n.args[0]) << ",\n";
+        for (size_t b : {size_t{1}, size_t{0}}) {
+          os << in << "[&](const std::vector<Array>& o) {  // " << (b ? "true_fn" : "false_fn")
+             << "\n";
+          sub(b, [](int64_t k) { return absl::StrCat("o[", k, "]"); });
+          os << in << "  return " << outs(n.bodies[b], 0, n.bodies[b].outputs.size()) << ";\n"
+             << in << "},\n";
+        }
+        os << in << list(1, n.operands) << ");\n";
+        break;
+      }
+      case Op::kWhile: {
+        os << indent << "r" << self << " = tj::while_loop(\n" << in
+           << "[&](const std::vector<Array>& c) {  // cond_fn\n";
+        sub(0, [](int64_t k) { return absl::StrCat("c[", k, "]"); });
+        os << in << "  return c[0] < " << name(n.args[1])
+           << (n.bodies[0].outputs.empty()
+                   ? std::string()
+                   : absl::StrCat(" & ", self, "b0_", n.bodies[0].outputs[0]))
+           << ";\n"
+           << in << "},\n" << in << "[&](const std::vector<Array>& c) {  // body_fn\n";
+        sub(1, [](int64_t k) { return absl::StrCat("c[", k, "]"); });
+        std::string next = outs(n.bodies[1], 0, n.bodies[1].outputs.size());
+        next.insert(next.find('{') + 1, n.bodies[1].outputs.empty() ? "c[0] + 1" : "c[0] + 1, ");
+        os << in << "  return " << next << ";\n"
+           << in << "},\n"
+           << in << "std::vector<Array>{" << name(n.args[0])
+           << (n.operands > 2 ? ", " : "")
+           << list(2, n.operands).substr(std::string("std::vector<Array>{").size())
+           << ", tj::WhileOptions{.max_iterations = " << n.max_iterations << "});\n";
+        break;
+      }
+      case Op::kFori: {
+        os << indent << "r" << self << " = tj::fori_loop(" << n.lower << ", " << n.upper
+           << ",\n"
+           << in << "[&](const Array& i, const std::vector<Array>& c) {\n";
+        sub(0, [](int64_t k) { return k == 0 ? std::string("i") : absl::StrCat("c[", k - 1, "]"); });
+        os << in << "  return " << outs(n.bodies[0], 0, n.bodies[0].outputs.size()) << ";\n"
+           << in << "},\n"
+           << in << list(0, n.operands) << ");\n";
+        break;
+      }
+      case Op::kScan: {
+        const size_t nc = static_cast<size_t>(n.carries);
+        os << indent << "r" << self << " = concat(tj::scan(\n"
+           << in << "[&](const std::vector<Array>& c, const std::vector<Array>& x) {\n";
+        sub(0, [nc](int64_t k) {
+          return static_cast<size_t>(k) < nc ? absl::StrCat("c[", k, "]")
+                                             : absl::StrCat("x[", static_cast<size_t>(k) - nc, "]");
+        });
+        os << in << "  return std::pair{" << outs(n.bodies[0], 0, nc) << ", "
+           << outs(n.bodies[0], nc, n.bodies[0].outputs.size()) << "};\n"
+           << in << "},\n"
+           << in << list(0, n.carries) << ", " << list(n.carries, n.operands)
+           << ", tj::ScanOptions{.length = " << (n.operands > n.carries ? -1 : n.lower)
+           << ", .reverse = " << (n.reverse ? "true" : "false") << ", .unroll = " << n.unroll
+           << "}));  // carry, then ys\n";
+        break;
+      }
+      default: break;
+    }
+    return absl::StrCat("r", self, "[0]");
+  }
+};
+
+}  // namespace
 
 std::string Program::listing() const {
   std::ostringstream os;
@@ -207,13 +341,21 @@ std::string Program::listing() const {
      << "// x: std::tuple<std::vector<Array>, std::map<std::string, Array>> (differentiated), "
         "y: std::vector<Array>\n"
      << "auto f = [&](const auto& x, const auto& y) {\n";
+  Lister lister{os, {}};
+  auto name = [](int i) { return var(i); };
   int vector_pos[2] = {0, 0};
   for (size_t i = 0; i < nodes.size(); ++i) {
     const Node& n = nodes[i];
-    std::string rhs = n.op == Op::kInput
-                          ? slot_expr(n.slot, n.slot.key.empty() ? vector_pos[n.slot.arg]++ : 0)
-                      : n.op == Op::kConst ? absl::StrCat("c", i)
-                                           : expr(*this, n);
+    std::string rhs;
+    if (n.op == Op::kInput) {
+      rhs = slot_expr(n.slot, n.slot.key.empty() ? vector_pos[n.slot.arg]++ : 0);
+      lister.values.emplace_back(var(static_cast<int>(i)), &n);
+    } else if (n.op == Op::kConst) {
+      rhs = absl::StrCat("c", i);
+      lister.values.emplace_back(absl::StrCat("c", i), &n);
+    } else {
+      rhs = lister.node(*this, n, static_cast<int>(i), name, "  ");
+    }
     os << "  Array " << var(static_cast<int>(i)) << " = " << rhs << ";  // " << describe(n.facts)
        << "\n";
   }
@@ -226,20 +368,51 @@ std::string Program::listing() const {
   }
   os << "  return std::pair{std::vector<Array>{" << absl::StrJoin(vec, ", ")
      << "}, std::map<std::string, Array>{" << absl::StrJoin(map, ", ") << "}};\n};\n";
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    const Node& n = nodes[i];
-    if (n.op != Op::kInput && n.op != Op::kConst) continue;
-    os << "// " << (n.op == Op::kConst ? "c" : "v") << i << " = ";
-    if (n.value.size() <= kMaxListedElements)
-      os << n.value;
+  for (const auto& [label, n] : lister.values) {
+    os << "// " << label << " = ";
+    if (n->value.size() <= kMaxListedElements)
+      os << n->value;
     else
-      os << "(" << n.value.size() << " elements)";
+      os << "(" << n->value.size() << " elements)";
     os << "\n";
   }
   return os.str();
 }
 
+namespace {
+
+// Drops the captured values that no body of `n` reads, renumbering the bodies' kCapture inputs.
+void compact_captures(Node& n) {
+  const size_t total = n.args.size() - static_cast<size_t>(n.operands);
+  std::vector<bool> used(total, false);
+  for (const Program& b : n.bodies)
+    for (const Node& x : b.nodes)
+      if (x.op == Op::kInput && x.slot.arg == kCapture && x.index >= 0 &&
+          static_cast<size_t>(x.index) < total)
+        used[static_cast<size_t>(x.index)] = true;
+  std::vector<int64_t> renumber(total, -1);
+  std::vector<int> args(n.args.begin(), n.args.begin() + n.operands);
+  for (size_t k = 0; k < total; ++k)
+    if (used[k]) {
+      renumber[k] = static_cast<int64_t>(args.size()) - n.operands;
+      args.push_back(n.args[static_cast<size_t>(n.operands) + k]);
+    }
+  n.args = std::move(args);
+  for (Program& b : n.bodies)
+    for (Node& x : b.nodes)
+      if (x.op == Op::kInput && x.slot.arg == kCapture && x.index >= 0 &&
+          static_cast<size_t>(x.index) < total)
+        x.index = renumber[static_cast<size_t>(x.index)];
+}
+
+}  // namespace
+
 void prune(Program& p) {
+  for (Node& n : p.nodes) {
+    if (!is_control(n.op)) continue;
+    for (Program& b : n.bodies) prune(b);
+    compact_captures(n);
+  }
   std::vector<bool> live(p.nodes.size(), false);
   for (int o : p.outputs) live[static_cast<size_t>(o)] = true;
   for (size_t i = p.nodes.size(); i-- > 0;)

@@ -5,6 +5,7 @@
 // The same description is run eagerly, under jit, under grad (evaluator.h), shrunk (shrink.h)
 // and printed as a C++ listing.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -80,10 +81,19 @@ enum class Op : uint8_t {
   kNormal,
   kSplit,
   kFoldIn,
+  // Structured control flow (tj::cond, tj::while_loop, tj::fori_loop, tj::scan). The node's
+  // bodies are sub-programs (Node::bodies); it has several results (Node::results): the node
+  // itself is result 0, a kResult node (Node::index) picks each of the others.
+  kCond,
+  kWhile,
+  kFori,
+  kScan,
+  kResult,
 };
 const char* op_name(Op op);
 bool is_binary(Op op);   // kAdd .. kGe: two operands, or one and a scalar
 bool is_compare(Op op);  // kEq .. kGe
+bool is_control(Op op);  // kCond .. kScan: nodes with bodies
 
 /// Values have at most this many elements: large enough for kernels split across threads,
 /// small enough that eager evaluation and error bounds stay quick.
@@ -94,6 +104,7 @@ struct Interval {
   double lo = 0, hi = 0;
   bool contains(double x) const { return lo <= x && x <= hi; }
   double max_abs() const;
+  bool operator==(const Interval&) const = default;
 };
 
 /// Every value of dtype `d` (floats: everything, infinities included).
@@ -110,6 +121,7 @@ struct Facts {
   bool exact = true;     // compiled code must give the eager value bit for bit (see rules.cpp)
   bool varies = false;   // depends on a differentiated input (perturbed by finite differences)
   bool special = false;  // may hold NaN, infinities (range is then everything), -0.0, subnormals
+  bool operator==(const Facts&) const = default;
 };
 
 /// Where an input leaf sits in the arguments, or an output leaf in the result:
@@ -120,6 +132,13 @@ struct Slot {
   int arg = 0;
   std::string key;
 };
+/// Inputs of a body (a sub-program of a control-flow node) read Slot::arg kParam or kCapture,
+/// and Node::index: the body's k-th parameter (see Node::bodies), or the k-th captured value of
+/// the enclosing program (the control-flow node's operand args[operands + k]).
+inline constexpr int kParam = 2;
+inline constexpr int kCapture = 3;
+
+struct Program;
 
 struct Node {
   Op op = Op::kInput;
@@ -137,6 +156,26 @@ struct Node {
   Array value;                   // kInput and kConst: the concrete value; kFull: a 0-d value
   Slot slot;                     // kInput: where the leaf sits
   Facts facts;
+
+  // Control flow. args = [operands..., captured values...]; bodies read the captured values
+  // through their kCapture inputs. Operands and body parameters, by op:
+  //   kCond  args [pred, ops...]; bodies {false_fn, true_fn}, each ops -> results
+  //   kWhile args [i0, n, init...]; bodies {cond_fn, body_fn} over the carry (i, init...):
+  //          cond_fn gives 0 or 1 bool[] conjoined with i < n; body_fn gives the new init
+  //          leaves (i + 1 is added); results (i, carry...); WhileOptions{max_iterations}
+  //   kFori  args [init...]; lower, upper: the static bounds; body (i, carry...) -> carry
+  //   kScan  args [init (carries of them)..., xs...]; lower: the length when there are no
+  //          xs; body (carry..., x slices...) -> (carry..., y slices...); results (carry...,
+  //          ys...)
+  std::vector<Program> bodies;
+  std::vector<Facts> results;  // every result; facts is results[0]
+  std::vector<Facts> carry;    // the loop invariant the generator declared, per init leaf
+  int operands = 0;            // args[0, operands) are operands, the rest captured values
+  int carries = 0;             // kScan: how many operands are carries
+  int64_t lower = 0, upper = 0;
+  int64_t max_iterations = -1;
+  bool reverse = false;
+  int unroll = 1;
 };
 
 /// kUniform's [minval, maxval), by Node::index.
@@ -152,7 +191,7 @@ struct Program {
   bool threefry_original = false;  // run under set_threefry_partitionable(false)
   uint64_t id = 0;                 // the program's number in the run, for messages
 
-  /// Number of operations (nodes that are not inputs).
+  /// Number of operations (nodes that are not inputs), those in bodies included.
   int num_ops() const;
   /// A C++-like listing: inputs with their ranges and values (abridged), one line per node.
   std::string listing() const;
@@ -164,10 +203,23 @@ struct Program {
 /// accepted by every well-typed operation. Used by the generator and the shrinker.
 std::optional<Facts> infer(const Program& p, const Node& n);
 
+/// A control-flow node's rules: refreshes the facts of n's bodies (their parameters from n's
+/// operands, the loop carry taken to a fixpoint: a range, exactness, weak type that every
+/// iteration keeps; their captured inputs from the values captured), then n.results and
+/// n.facts. False when n no longer applies. infer() of such a node runs it on a copy.
+bool infer_control(const Program& p, Node& n);
+
+/// Loops run at most this many steps (the rules refuse larger trip counts).
+inline constexpr int64_t kMaxTrips = 16;
+
 /// Rechecks every node of `p` with infer and refreshes its facts; false if any no longer holds.
 bool recheck(Program& p);
 
-/// Removes nodes that no output depends on (inputs included) and renumbers the rest.
+/// Removes nodes that no output depends on (inputs included) and renumbers the rest; in
+/// bodies too, where captured values no body reads are dropped from the operands.
 void prune(Program& p);
+
+/// Calls f on every node of p and of its bodies, recursively.
+void for_each_node(const Program& p, const std::function<void(const Node&)>& f);
 
 }  // namespace difftest

@@ -330,6 +330,19 @@ std::optional<Facts> rule(const Program& p, const Node& n, const std::vector<con
 double Interval::max_abs() const { return std::max(std::fabs(lo), std::fabs(hi)); }
 
 std::optional<Facts> infer(const Program& p, const Node& n) {
+  if (is_control(n.op)) {
+    Node copy = n;
+    if (!infer_control(p, copy)) return std::nullopt;
+    return copy.facts;
+  }
+  if (n.op == Op::kResult) {  // result `index` of a control-flow node
+    if (n.args.size() != 1 || n.args[0] < 0 || n.args[0] >= static_cast<int>(p.nodes.size()))
+      return std::nullopt;
+    const Node& c = p.nodes[static_cast<size_t>(n.args[0])];
+    if (!is_control(c.op) || n.index < 1 || n.index >= static_cast<int64_t>(c.results.size()))
+      return std::nullopt;
+    return c.results[static_cast<size_t>(n.index)];
+  }
   std::vector<const Facts*> in;
   bool special = false;
   for (int a : n.args) {
@@ -604,6 +617,8 @@ std::optional<Facts> rule(const Program& p, const Node& n, const std::vector<con
     case Op::kBitcast:
       if (!arity(1)) return std::nullopt;
       return bitcast(p, *in[0], n.dtype);
+    case Op::kCond: case Op::kWhile: case Op::kFori: case Op::kScan:
+    case Op::kResult: return std::nullopt;  // infer() handles them
     case Op::kRandomBits: case Op::kUniform: case Op::kNormal: case Op::kSplit:
     case Op::kFoldIn: {
       if (!arity(1) || in[0]->dtype != DType::u32 || in[0]->shape != Shape{2}) return std::nullopt;
@@ -638,8 +653,242 @@ std::optional<Facts> rule(const Program& p, const Node& n, const std::vector<con
 
 }  // namespace
 
+// ---- Control flow ----
+//
+// A body is checked like a program, from the facts of its parameters and of the values it
+// captures. Loops run their body many times on a carry, so the carry's facts must hold for
+// every iteration: starting from the init's facts joined with what the generator declared, the
+// body's carry outputs are joined in (range, exactness, varying, special, weak type) until
+// nothing changes. Integer ranges that keep growing become the whole dtype; float ranges must
+// settle within a few rounds (the generator wraps carries that would grow, e.g. in sin).
+
+namespace {
+
+constexpr int kFixpointRounds = 4;
+
+Facts slice_facts(Facts f) {
+  f.shape.erase(f.shape.begin());
+  f.weak = false;
+  return f;
+}
+Facts stacked_facts(Facts f, int64_t length) {
+  f.shape.insert(f.shape.begin(), length);
+  f.weak = false;
+  return f;
+}
+
+// Sets the facts of `body`'s inputs (parameters from `params`, captured values from the
+// enclosing program) and rechecks it.
+bool check_body(const Program& outer, const Node& n, Program& body,
+                const std::vector<Facts>& params) {
+  body.smooth = outer.smooth;
+  for (Node& b : body.nodes) {
+    if (b.op != Op::kInput) continue;
+    if (b.slot.arg == kParam) {
+      if (b.index < 0 || b.index >= static_cast<int64_t>(params.size())) return false;
+      b.facts = params[static_cast<size_t>(b.index)];
+    } else if (b.slot.arg == kCapture) {
+      const int64_t k = n.operands + b.index;
+      if (b.index < 0 || k >= static_cast<int64_t>(n.args.size())) return false;
+      b.facts = outer.nodes[static_cast<size_t>(n.args[static_cast<size_t>(k)])].facts;
+    } else {
+      return false;
+    }
+  }
+  if (!recheck(body)) return false;
+  for (int o : body.outputs)
+    if (o < 0 || o >= static_cast<int>(body.nodes.size())) return false;
+  return true;
+}
+
+std::vector<Facts> outputs_of(const Program& body) {
+  std::vector<Facts> out;
+  for (int o : body.outputs) out.push_back(body.nodes[static_cast<size_t>(o)].facts);
+  return out;
+}
+
+// The carry's starting facts: the init's, joined with the declared invariant.
+std::optional<std::vector<Facts>> start_carry(const std::vector<Facts>& init,
+                                              const std::vector<Facts>& declared) {
+  std::vector<Facts> c = init;
+  for (size_t k = 0; k < c.size(); ++k) {
+    if (k >= declared.size()) break;
+    const Facts& d = declared[k];
+    if (d.dtype != c[k].dtype || d.shape != c[k].shape) return std::nullopt;
+    c[k].range = join(c[k].range, d.range);
+    c[k].exact = c[k].exact && d.exact;
+    c[k].varies = c[k].varies || d.varies;
+    c[k].special = c[k].special || d.special;
+  }
+  for (Facts& f : c)
+    if (f.special) f.range = full_range(f.dtype);
+  return c;
+}
+
+// Takes `carry` to a fixpoint of `body`, whose parameters are params(carry) and whose outputs
+// [first, first + carry.size()) are the next carry.
+template <class Params>
+bool carry_fixpoint(const Program& outer, const Node& n, Program& body, std::vector<Facts>& carry,
+                    Params params, size_t first) {
+  for (int round = 0; round < kFixpointRounds; ++round) {
+    if (!check_body(outer, n, body, params(carry))) return false;
+    const std::vector<Facts> out = outputs_of(body);
+    if (out.size() < first + carry.size()) return false;
+    std::vector<Facts> next = carry;
+    for (size_t k = 0; k < carry.size(); ++k) {
+      const Facts& o = out[first + k];
+      Facts& c = next[k];
+      if (o.dtype != c.dtype || o.shape != c.shape) return false;
+      c.weak = c.weak && o.weak;  // a weak init takes the body's strong type (JAX's promotion)
+      c.exact = c.exact && o.exact;
+      c.varies = c.varies || o.varies;
+      c.special = c.special || o.special;
+      if (c.special) {
+        c.range = full_range(c.dtype);
+      } else if (!(c.range.contains(o.range.lo) && c.range.contains(o.range.hi))) {
+        c.range = join(c.range, o.range);
+        if (!is_float(c.dtype) && round > 0) c.range = full_range(c.dtype);
+      }
+    }
+    if (next == carry) return true;
+    carry = std::move(next);
+  }
+  return false;
+}
+
+std::vector<Facts> arg_facts(const Program& p, const Node& n, int from, int to) {
+  std::vector<Facts> out;
+  for (int k = from; k < to; ++k)
+    out.push_back(p.nodes[static_cast<size_t>(n.args[static_cast<size_t>(k)])].facts);
+  return out;
+}
+
+bool small_enough(const std::vector<Facts>& fs) {
+  for (const Facts& f : fs)
+    if (tj::shape_size(f.shape) > kMaxElements) return false;
+  return true;
+}
+
+}  // namespace
+
+bool infer_control(const Program& p, Node& n) {
+  for (int a : n.args)
+    if (a < 0 || a >= static_cast<int>(p.nodes.size())) return false;
+  if (n.operands < 0 || n.operands > static_cast<int>(n.args.size())) return false;
+  std::vector<Facts> results;
+  switch (n.op) {
+    case Op::kCond: {
+      if (n.bodies.size() != 2 || n.operands < 1) return false;
+      const Facts& pred = p.nodes[static_cast<size_t>(n.args[0])].facts;
+      if (!pred.shape.empty() || is_float(pred.dtype) || !pred.exact ||
+          (p.smooth && pred.varies))
+        return false;
+      const std::vector<Facts> ops = arg_facts(p, n, 1, n.operands);
+      for (Program& b : n.bodies)
+        if (!check_body(p, n, b, ops)) return false;
+      const std::vector<Facts> f = outputs_of(n.bodies[0]), t = outputs_of(n.bodies[1]);
+      if (f.empty() || f.size() != t.size()) return false;
+      for (size_t k = 0; k < f.size(); ++k) {
+        if (f[k].dtype != t[k].dtype || f[k].shape != t[k].shape) return false;
+        Facts r = f[k];
+        r.weak = f[k].weak && t[k].weak;
+        r.range = join(f[k].range, t[k].range);
+        r.exact = f[k].exact && t[k].exact;
+        r.varies = f[k].varies || t[k].varies || pred.varies;
+        r.special = f[k].special || t[k].special;
+        results.push_back(r);
+      }
+      break;
+    }
+    case Op::kWhile: {
+      if (n.bodies.size() != 2 || n.operands < 2) return false;
+      const Facts& i0 = p.nodes[static_cast<size_t>(n.args[0])].facts;
+      const Facts& bound = p.nodes[static_cast<size_t>(n.args[1])].facts;
+      if (i0.dtype != DType::i32 || !i0.shape.empty() || bound.dtype != DType::i32 ||
+          !bound.shape.empty())
+        return false;
+      // i < n, i += 1: at most n.hi - i0.lo steps, and i stays in [i0.lo, max(i0.hi, n.hi)].
+      const double trips = std::max(0.0, bound.range.hi - i0.range.lo);
+      if (trips > static_cast<double>(kMaxTrips) || n.max_iterations < trips) return false;
+      Facts counter = i0;
+      counter.range = {i0.range.lo, std::max(i0.range.hi, bound.range.hi)};
+      std::optional<std::vector<Facts>> carry =
+          start_carry(arg_facts(p, n, 2, n.operands), n.carry);
+      if (!carry) return false;
+      auto params = [&](const std::vector<Facts>& c) {
+        std::vector<Facts> all{counter};
+        all.insert(all.end(), c.begin(), c.end());
+        return all;
+      };
+      if (!carry_fixpoint(p, n, n.bodies[1], *carry, params, 0)) return false;
+      if (n.bodies[1].outputs.size() != carry->size()) return false;
+      if (!check_body(p, n, n.bodies[0], params(*carry))) return false;
+      const std::vector<Facts> extra = outputs_of(n.bodies[0]);
+      if (extra.size() > 1) return false;
+      for (const Facts& e : extra)
+        if (e.dtype != DType::bool_ || !e.shape.empty() || !e.exact || (p.smooth && e.varies))
+          return false;
+      results = params(*carry);
+      break;
+    }
+    case Op::kFori: {
+      if (n.bodies.size() != 1) return false;
+      const int64_t trips = std::max<int64_t>(0, n.upper - n.lower);
+      if (trips > kMaxTrips || std::abs(n.lower) > 1000) return false;
+      Facts i;
+      i.dtype = DType::i32;
+      i.range = {static_cast<double>(n.lower), static_cast<double>(std::max(n.lower, n.upper - 1))};
+      std::optional<std::vector<Facts>> carry = start_carry(arg_facts(p, n, 0, n.operands), n.carry);
+      if (!carry) return false;
+      auto params = [&](const std::vector<Facts>& c) {
+        std::vector<Facts> all{i};
+        all.insert(all.end(), c.begin(), c.end());
+        return all;
+      };
+      if (!carry_fixpoint(p, n, n.bodies[0], *carry, params, 0)) return false;
+      if (n.bodies[0].outputs.size() != carry->size()) return false;
+      results = *carry;
+      break;
+    }
+    case Op::kScan: {
+      if (n.bodies.size() != 1 || n.carries < 0 || n.carries > n.operands) return false;
+      std::optional<std::vector<Facts>> carry = start_carry(arg_facts(p, n, 0, n.carries), n.carry);
+      if (!carry) return false;
+      const std::vector<Facts> xs = arg_facts(p, n, n.carries, n.operands);
+      int64_t length = n.lower;
+      std::vector<Facts> slices;
+      for (const Facts& x : xs) {
+        if (x.shape.empty() || x.shape[0] != xs[0].shape[0]) return false;
+        length = x.shape[0];
+        slices.push_back(slice_facts(x));
+      }
+      if (length < 0 || length > kMaxTrips) return false;
+      auto params = [&](const std::vector<Facts>& c) {
+        std::vector<Facts> all = c;
+        all.insert(all.end(), slices.begin(), slices.end());
+        return all;
+      };
+      if (!carry_fixpoint(p, n, n.bodies[0], *carry, params, 0)) return false;
+      results = *carry;
+      const std::vector<Facts> out = outputs_of(n.bodies[0]);
+      for (size_t k = carry->size(); k < out.size(); ++k)
+        results.push_back(stacked_facts(out[k], length));
+      break;
+    }
+    default: return false;
+  }
+  if (results.empty() || !small_enough(results)) return false;
+  n.results = std::move(results);
+  n.facts = n.results[0];
+  return true;
+}
+
 bool recheck(Program& p) {
   for (Node& n : p.nodes) {
+    if (is_control(n.op)) {
+      if (!infer_control(p, n)) return false;
+      continue;
+    }
     std::optional<Facts> f = infer(p, n);
     if (!f) return false;
     n.facts = *f;
