@@ -246,25 +246,16 @@ class Planner {
       ir::Type domain = fn_.type(v);
       std::vector<int64_t> axes;
       if (storage(v) == Storage::kResult) {
-        switch (e.prim) {
-          case Prim::kReduceSum: case Prim::kReduceMax:
-            kind = KernelKind::kReduce;
-            domain = fn_.type(e.in[0]);
-            axes = e.params.axes;
-            std::sort(axes.begin(), axes.end());
-            break;
-          case Prim::kMatmul: kind = KernelKind::kMatmul; break;
-          case Prim::kConcatenate: kind = KernelKind::kConcatenate; break;
-          case Prim::kNeg: case Prim::kExp: case Prim::kLog: case Prim::kLog1p: case Prim::kSin:
-          case Prim::kCos: case Prim::kTanh: case Prim::kSqrt: case Prim::kAbs: case Prim::kSign:
-          case Prim::kStopGradient: case Prim::kConvert: case Prim::kBitcast: case Prim::kAdd:
-          case Prim::kMul: case Prim::kDiv: case Prim::kPow: case Prim::kMax: case Prim::kMin:
-          case Prim::kAnd: case Prim::kOr: case Prim::kXor: case Prim::kShl: case Prim::kShr:
-          case Prim::kEq: case Prim::kNe: case Prim::kLt: case Prim::kLe: case Prim::kGt:
-          case Prim::kGe: case Prim::kSelect: case Prim::kBroadcast: case Prim::kReshape:
-          case Prim::kTranspose: case Prim::kSlice: case Prim::kIota: case Prim::kDebugPrint:
-          case Prim::kCall: case Prim::kCond: case Prim::kWhile: case Prim::kScan:
-            TJ_CHECK(false, "unexpected result primitive ", ir::prim_name(e.prim));
+        if (e.prim == Prim::kReduceSum || e.prim == Prim::kReduceMax) {
+          kind = KernelKind::kReduce;
+          domain = fn_.type(e.in[0]);
+          axes = e.params.axes;
+          std::sort(axes.begin(), axes.end());
+        } else if (e.prim == Prim::kMatmul) {
+          kind = KernelKind::kMatmul;
+        } else {
+          TJ_CHECK(e.prim == Prim::kConcatenate, "unexpected result primitive ", ir::prim_name(e.prim));
+          kind = KernelKind::kConcatenate;
         }
       }
       ++epoch_;
@@ -419,31 +410,20 @@ class Planner {
     if (memo) return memo > 0;
     const Eqn& e = producer(v);
     bool ok = true;
-    switch (e.prim) {
-      case Prim::kBroadcast: {
-        int64_t in_size = fn_.type(e.in[0]).size();
-        ok = in_size == 1 || (in_size == fn_.type(v).size() && flat_ok(e.in[0], k));
-        break;
-      }
-      case Prim::kReshape: ok = flat_ok(e.in[0], k); break;
-      case Prim::kTranspose: case Prim::kSlice: ok = false; break;
-      case Prim::kIota: {
-        std::vector<int64_t> dims = loop_dims(fn_.type(v).shape);
-        ok = dims.empty() || (dims.size() == 1 && dims[0] == e.params.axis);
-        break;
-      }
-      case Prim::kNeg: case Prim::kExp: case Prim::kLog: case Prim::kLog1p: case Prim::kSin:
-      case Prim::kCos: case Prim::kTanh: case Prim::kSqrt: case Prim::kAbs: case Prim::kSign:
-      case Prim::kStopGradient: case Prim::kConvert: case Prim::kBitcast: case Prim::kAdd:
-      case Prim::kMul: case Prim::kDiv: case Prim::kPow: case Prim::kMax: case Prim::kMin:
-      case Prim::kAnd: case Prim::kOr: case Prim::kXor: case Prim::kShl: case Prim::kShr:
-      case Prim::kEq: case Prim::kNe: case Prim::kLt: case Prim::kLe: case Prim::kGt: case Prim::kGe:
-      case Prim::kSelect:  // elementwise: flat when every operand is
-        for (VarId u : e.in) ok = ok && flat_ok(u, k);
-        break;
-      case Prim::kReduceSum: case Prim::kReduceMax: case Prim::kMatmul: case Prim::kConcatenate:
-      case Prim::kDebugPrint: case Prim::kCall: case Prim::kCond: case Prim::kWhile: case Prim::kScan:
-        TJ_CHECK(false, "flat_ok: ", ir::prim_name(e.prim), " is never inline");
+    if (ir::is_elementwise(e.prim)) {  // flat when every operand is
+      for (VarId u : e.in) ok = ok && flat_ok(u, k);
+    } else if (e.prim == Prim::kBroadcast) {
+      int64_t in_size = fn_.type(e.in[0]).size();
+      ok = in_size == 1 || (in_size == fn_.type(v).size() && flat_ok(e.in[0], k));
+    } else if (e.prim == Prim::kReshape) {
+      ok = flat_ok(e.in[0], k);
+    } else if (e.prim == Prim::kIota) {
+      std::vector<int64_t> dims = loop_dims(fn_.type(v).shape);
+      ok = dims.empty() || (dims.size() == 1 && dims[0] == e.params.axis);
+    } else {  // transpose and slice move elements; nothing else is ever inline
+      TJ_CHECK(e.prim == Prim::kTranspose || e.prim == Prim::kSlice, "flat_ok: ",
+               ir::prim_name(e.prim), " is never inline");
+      ok = false;
     }
     memo = ok ? 1 : -1;
     return ok;
