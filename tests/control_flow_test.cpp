@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "throw_message.h"
 #include "tracejit/tracejit.h"
 
 namespace tj = tracejit;
@@ -92,19 +93,6 @@ std::vector<double> fd(const std::function<double(const Array&)>& f, const Array
 }
 
 // The message of the E that `body` throws; a test failure if it throws nothing or another type.
-template <class E>
-std::string ThrowMessage(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw the wrong type of exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "threw nothing";
-  return "";
-}
 
 // The gradients w.r.t. arguments 0 and 1 (0, 1 and 2), by grad or (with `jitted`) jit(grad).
 template <class Fn, class A, class B>
@@ -118,6 +106,18 @@ auto grad012(Fn f, bool jitted, const A& a, const B& b, const C& c) {
     return std::tuple{tj::jit(tj::grad<0>(f))(a, b, c), tj::jit(tj::grad<1>(f))(a, b, c),
                       tj::jit(tj::grad<2>(f))(a, b, c)};
   return std::tuple{tj::grad<0>(f)(a, b, c), tj::grad<1>(f)(a, b, c), tj::grad<2>(f)(a, b, c)};
+}
+
+// grad and jit(grad) of `loss` w.r.t. both its arguments agree with f64 central differences.
+template <class Fn>
+void ExpectGradsMatchFd(Fn loss, const Array& a, const Array& b) {
+  const std::vector<double> da = fd([&](const Array& x) { return Array(loss(x, b)).item<double>(); }, a);
+  const std::vector<double> db = fd([&](const Array& x) { return Array(loss(a, x)).item<double>(); }, b);
+  for (bool jitted : {false, true}) {
+    auto [ga, gb] = grad01(loss, jitted, a, b);
+    ExpectDoubles(D(ga), da);
+    ExpectDoubles(D(gb), db);
+  }
 }
 
 #define EXPECT_HAS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
@@ -1762,13 +1762,7 @@ TEST(ControlFlowVjp, CondMatchesFiniteDifferences) {
   };
   for (const Array& x : {f64s({0.4, 0.9, -0.2}), f64s({-0.4, -0.9, 0.2})}) {
     Array y = f64s({1.5, -0.5, 0.7});
-    const std::vector<double> dx = fd([&](const Array& a) { return loss(a, y).item<double>(); }, x);
-    const std::vector<double> dy = fd([&](const Array& a) { return loss(x, a).item<double>(); }, y);
-    for (int mode = 0; mode < 2; ++mode) {
-      auto [gx, gy] = grad01(loss, mode == 1, x, y);
-      ExpectDoubles(D(gx), dx);
-      ExpectDoubles(D(gy), dy);
-    }
+    ExpectGradsMatchFd(loss, x, y);
   }
 }
 
@@ -1788,13 +1782,7 @@ TEST(ControlFlowVjp, WhilePytreeCarryMatchesFiniteDifferences) {
   };
   Array ab = f64s({0.7, -0.3});
   Array s = f64(0.4);
-  const std::vector<double> dab = fd([&](const Array& a) { return loss(a, s).item<double>(); }, ab);
-  const std::vector<double> ds = fd([&](const Array& a) { return loss(ab, a).item<double>(); }, s);
-  for (int mode = 0; mode < 2; ++mode) {
-    auto [gab, gs] = grad01(loss, mode == 1, ab, s);
-    ExpectDoubles(D(gab), dab);
-    ExpectDoubles(D(gs), ds);
-  }
+  ExpectGradsMatchFd(loss, ab, s);
 }
 
 // ---- errors ----
