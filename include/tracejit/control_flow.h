@@ -81,7 +81,8 @@ Array fori_bound(const Array& bound, std::string_view which);
 std::vector<Array> bind_cond(const Array& index, std::vector<Traced> branches,
                              std::span<const Array> ops);
 std::vector<Array> bind_while(Traced cond, Traced body, std::span<const Array> init,
-                              const std::vector<AbstractLeaf>& carry, int64_t max_iterations);
+                              const std::vector<AbstractLeaf>& carry, int64_t max_iterations,
+                              bool trajectory = false);
 std::vector<Array> bind_scan(Traced body, std::span<const Array> init,
                              const std::vector<AbstractLeaf>& carry, std::span<const Array> xs,
                              int64_t length, bool reverse, int unroll);

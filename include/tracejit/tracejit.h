@@ -10,6 +10,7 @@
 #include "tracejit/transforms.h"
 #include "tracejit/jit.h"
 #include "tracejit/ad.h"
+#include "tracejit/jvp.h"
 #include "tracejit/random.h"
 #include "tracejit/debug.h"
 #include "tracejit/control_flow.h"

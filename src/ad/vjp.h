@@ -47,6 +47,9 @@ using ForwardRule = std::vector<Array> (*)(const ir::Params& params, std::span<c
 /// The forward rule of `p`; null for primitives whose forward is the equation itself.
 ForwardRule forward_rule(ir::Prim p);
 
+/// broadcast_in_dim of a reduction's result back to the operand's `shape`, undoing `axes`.
+Array unreduce(const Array& a, const Shape& shape, const std::vector<int64_t>& axes);
+
 /// The rules of the higher-order primitives (vjp_control.cpp).
 Cotangents cond_rule(const RuleArgs& r);
 Cotangents while_rule(const RuleArgs& r);

@@ -12,21 +12,21 @@
 #include "tracejit/ops.h"
 
 namespace tracejit::ad {
+
+Array unreduce(const Array& a, const Shape& shape, const std::vector<int64_t>& axes) {
+  if (axes.empty()) return a;
+  ir::Params p{.shape = shape};
+  for (int64_t i = 0; i < static_cast<int64_t>(shape.size()); ++i)
+    if (std::find(axes.begin(), axes.end(), i) == axes.end()) p.axes.push_back(i);
+  return detail::bind1(ir::Prim::kBroadcast, {a}, p);
+}
+
 namespace {
 
 using ir::Prim;
 
 /// An empty cotangent per operand, for a rule to fill in where `need` asks.
 Cotangents none(const RuleArgs& r) { return Cotangents(r.in.size()); }
-
-/// broadcast_in_dim of a reduction's result back to the operand's `shape`, undoing `axes`.
-Array unreduce(const Array& a, const Shape& shape, const std::vector<int64_t>& axes) {
-  if (axes.empty()) return a;
-  ir::Params p{.shape = shape};
-  for (int64_t i = 0; i < static_cast<int64_t>(shape.size()); ++i)
-    if (std::find(axes.begin(), axes.end(), i) == axes.end()) p.axes.push_back(i);
-  return detail::bind1(Prim::kBroadcast, {a}, p);
-}
 
 Cotangents add_rule(const RuleArgs& r) {
   Cotangents out = none(r);

@@ -239,14 +239,15 @@ std::vector<Array> bind_cond(const Array& index, std::vector<Traced> branches,
 }
 
 std::vector<Array> bind_while(Traced cond, Traced body, std::span<const Array> init,
-                              const std::vector<AbstractLeaf>& carry, int64_t max_iterations) {
+                              const std::vector<AbstractLeaf>& carry, int64_t max_iterations,
+                              bool trajectory) {
   auto [cond_fn, cconsts] = close_region(std::move(cond));
   auto [body_fn, bconsts] = close_region(std::move(body));
   std::vector<Array> operands = cconsts;
   operands.insert(operands.end(), bconsts.begin(), bconsts.end());
   std::vector<Array> start = fitted_init(init, carry);
   operands.insert(operands.end(), start.begin(), start.end());
-  ir::Params params{.length = max_iterations < 0 ? -1 : max_iterations};
+  ir::Params params{.length = max_iterations < 0 ? -1 : max_iterations, .trajectory = trajectory};
   params.regions = {std::move(cond_fn), std::move(body_fn)};
   params.groups = {static_cast<int64_t>(cconsts.size()), static_cast<int64_t>(bconsts.size())};
   return bind(Prim::kWhile, operands, params);

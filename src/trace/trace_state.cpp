@@ -134,6 +134,15 @@ std::pair<std::shared_ptr<ir::Function>, std::vector<Array>> close_region(Traced
   return {std::move(fn), std::move(t.captured)};
 }
 
+Traced trace_region(std::string name, std::span<const ir::Type> types,
+                    absl::FunctionRef<std::vector<Array>(std::span<const Array>)> body) {
+  TraceScope scope(std::move(name));
+  std::vector<Array> inputs;
+  inputs.reserve(types.size());
+  for (const ir::Type& t : types) inputs.push_back(scope.new_input(t.dtype, t.shape, t.weak));
+  return scope.finish(body(inputs));
+}
+
 std::vector<Array> bind_call(std::string name, Traced traced, std::span<const Array> args) {
   auto [fn, operands] = close_region(std::move(traced));
   operands.insert(operands.end(), args.begin(), args.end());

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "ir/ir.h"
 #include "tracejit/detail/trace.h"
 
@@ -68,6 +69,12 @@ inline Array bind1(ir::Prim prim, std::initializer_list<Array> in, const ir::Par
 /// A traced sub-program as a closed region: the values it captured from enclosing traces become
 /// its leading inputs, and are returned as the operands that feed them.
 std::pair<std::shared_ptr<ir::Function>, std::vector<Array>> close_region(Traced t);
+
+/// Traces `body` over fresh inputs of `types` (a nested trace named `name`): how a rule that
+/// rewrites a higher-order primitive (jvp, vmap) builds the regions of the equation it binds.
+/// What `body` uses from outside becomes the result's captured values.
+Traced trace_region(std::string name, std::span<const ir::Type> types,
+                    absl::FunctionRef<std::vector<Array>(std::span<const Array>)> body);
 
 /// Throws TracerLeakError (tracer of an ended trace or another thread) naming `op`.
 [[noreturn]] void raise_leak(const ArrayImpl& impl, std::string_view op);
