@@ -97,9 +97,10 @@ TEST(ErrorsMatmul, ContractingMismatchSaysWhatToDo) {
                                      {"[matmul]", "f32[2,3]", "transpose"}));
 }
 
-TEST(ErrorsMatmul, RankAboveTwoOrZero) {
-  EXPECT_TRUE(Throws<tj::ShapeError>([] { tj::matmul(F({2, 2, 2}), F({2, 2})); },
-                                     {"[matmul]", "f32[2,2,2]", "f32[2,2]", "1-d or 2-d"}));
+TEST(ErrorsMatmul, BatchDimsDisagreeOrRankZero) {
+  EXPECT_TRUE(Throws<tj::ShapeError>([] { tj::matmul(F({2, 2, 2}), F({3, 2, 2})); },
+                                     {"[matmul]", "f32[2,2,2]", "f32[3,2,2]", "batch dimensions",
+                                      "[2]", "[3]"}));
   EXPECT_TRUE(Throws<tj::ShapeError>([] { tj::matmul(F({3}), Array(2.f)); },
                                      {"[matmul]", "f32[3]", "f32[]", "use *"}));
 }

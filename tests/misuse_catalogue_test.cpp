@@ -180,10 +180,10 @@ std::vector<Case> ArrayOpCases() {
                      }};
       }));
   cases.push_back(Expect<tj::ShapeError>(
-      "MatmulRankThree", {"[matmul]", "f32[2,2,2]", "f32[2,2]", "1-d or 2-d"}, [] {
+      "MatmulBatchDims", {"[matmul]", "f32[2,2,2]", "f32[3,2,2]", "batch dimensions"}, [] {
         auto mm = tj::jit([](const Array& a, const Array& b) { return tj::matmul(a, b); });
         return Probe{[=] {
-                       mm(F({2, 2, 2}), F({2, 2}));
+                       mm(F({2, 2, 2}), F({3, 2, 2}));
                      },
                      [=] {
                        // 1*4 + 2*5 + 3*6.

@@ -11,6 +11,8 @@
 #include "tracejit/jit.h"
 #include "tracejit/ad.h"
 #include "tracejit/jvp.h"
+#include "tracejit/vmap.h"
+#include "tracejit/jacobian.h"
 #include "tracejit/random.h"
 #include "tracejit/debug.h"
 #include "tracejit/control_flow.h"

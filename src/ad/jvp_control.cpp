@@ -50,12 +50,6 @@ void append_tangents(std::vector<Array>& dst, std::span<const Array> tangents,
   for (size_t i : idx) dst.push_back(tangent_or_zeros(tangents[i], values[i]));
 }
 
-std::vector<ir::Type> types_of(std::span<const Array> values) {
-  std::vector<ir::Type> out;
-  for (const Array& v : values) out.push_back(v.impl()->type);
-  return out;
-}
-
 std::vector<Array> concat(std::span<const Array> a, std::span<const Array> b) {
   std::vector<Array> out(a.begin(), a.end());
   out.insert(out.end(), b.begin(), b.end());
@@ -75,11 +69,10 @@ std::vector<Array> cond_jvp(const JvpArgs& a, std::vector<Array>& outs) {
   const std::vector<size_t> tin_idx = with_tangent(tops);
   std::vector<Array> operands(ops.begin(), ops.end());
   for (size_t i : tin_idx) operands.push_back(tops[i]);
-  const std::vector<ir::Type> types = types_of(operands);
   std::vector<size_t> tout_idx;
   std::vector<Traced> branches;
   for (const auto& region : a.params.regions) {
-    branches.push_back(detail::trace_region("cond branch (jvp)", types, [&](std::span<const Array> in) {
+    branches.push_back(detail::trace_region("cond branch (jvp)", operands, [&](std::span<const Array> in) {
       std::vector<Array> tangents = spread(in.subspan(ops.size()), tin_idx, ops.size());
       auto [o, t] = jvp_replay(*region, in.subspan(0, ops.size()), {}, tangents);
       tout_idx = floats(o);
@@ -147,12 +140,11 @@ std::vector<Array> while_jvp(const JvpArgs& a, std::vector<Array>& outs) {
   const std::vector<size_t> tc_idx = floats(init);
   std::vector<Array> carry(init.begin(), init.end());
   append_tangents(carry, tinit, init, tc_idx);
-  const std::vector<ir::Type> types = types_of(carry);
 
-  Traced cond = detail::trace_region("while_loop cond_fn (jvp)", types, [&](std::span<const Array> c) {
+  Traced cond = detail::trace_region("while_loop cond_fn (jvp)", carry, [&](std::span<const Array> c) {
     return detail::eval_ir(*p.regions[0], concat(cconsts, c.subspan(0, nc)), {});
   });
-  Traced body = detail::trace_region("while_loop body_fn (jvp)", types, [&](std::span<const Array> c) {
+  Traced body = detail::trace_region("while_loop body_fn (jvp)", carry, [&](std::span<const Array> c) {
     std::vector<Array> tangents(tb.begin(), tb.end());
     std::vector<Array> tc = spread(c.subspan(nc), tc_idx, nc);
     tangents.insert(tangents.end(), tc.begin(), tc.end());

@@ -5,6 +5,7 @@
 // primitives see operands already broadcast to one shape by the public ops, so no rule has to
 // undo NumPy broadcasting: broadcast_in_dim's own rule does that.
 #include <algorithm>
+#include <numeric>
 
 #include "ad/vjp.h"
 #include "base/errors.h"
@@ -82,8 +83,15 @@ Cotangents select_rule(const RuleArgs& r) {
 
 Cotangents matmul_rule(const RuleArgs& r) {
   Cotangents out = none(r);
-  if (r.need[0]) out[0] = matmul(r.ct, transpose(r.y(), {1, 0}));
-  if (r.need[1]) out[1] = matmul(transpose(r.x(), {1, 0}), r.ct);
+  // Both operands have the batch dimensions of the result; transpose the last two axes.
+  auto t = [](const Array& a) {
+    Axes perm(static_cast<size_t>(a.ndim()));
+    std::iota(perm.begin(), perm.end(), int64_t{0});
+    std::swap(perm[perm.size() - 1], perm[perm.size() - 2]);
+    return transpose(a, perm);
+  };
+  if (r.need[0]) out[0] = matmul(r.ct, t(r.y()));
+  if (r.need[1]) out[1] = matmul(t(r.x()), r.ct);
   return out;
 }
 

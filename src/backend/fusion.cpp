@@ -501,9 +501,10 @@ class Planner {
         const Eqn& e = producer(kernel.roots[0]);
         const Shape& a = fn_.type(e.in[0]).shape;
         const Shape& b = fn_.type(e.in[1]).shape;
+        // One iteration per row of a over all batches ([..., m, k] rows are contiguous).
         kernel.scheme = LoopScheme::kNest;
-        kernel.trip_count = a[0];
-        kernel.work = std::max<int64_t>(1, a[1] * b[1]);
+        kernel.trip_count = shape_size(Shape(a.begin(), a.end() - 1));
+        kernel.work = std::max<int64_t>(1, a.back() * b.back());
         break;
       }
       case KernelKind::kRegion:

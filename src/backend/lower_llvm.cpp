@@ -1137,7 +1137,10 @@ class Lowering {
     VarId a = e.in[0], bm = e.in[1];
     const DType d = fn_.type(out).dtype;
     if (d == DType::bool_) cannot_lower(e.prim, d);
-    const int64_t k = fn_.type(a).shape[1], n = fn_.type(bm).shape[1];
+    // Rows i run over all batches of a [..., m, k]; row i multiplies batch i / m of b.
+    const Shape& as = fn_.type(a).shape;
+    const int64_t m = as[as.size() - 2], k = as.back(), n = fn_.type(bm).shape.back();
+    const bool batched = as.size() > 2;
     const bool f = is_float(d);
     // i-k-j: the j loop streams over rows of b and out, and vectorizes. k runs in blocks of
     // kb rows of b (about kMatmulBlockBytes), each reused by every row of this range while it is
@@ -1159,6 +1162,9 @@ class Lowering {
         loop(k0, k1, [&](Value* kk) {
           Value* x = eval(a, from_flat(b_.CreateAdd(arow, kk, "", true, true)));
           Value* brow = b_.CreateMul(kk, i64(n), "", true, true);
+          if (batched)
+            brow = b_.CreateAdd(brow, b_.CreateMul(b_.CreateUDiv(i, i64(m)), i64(k * n), "", true, true),
+                                "", true, true);
           loop(i64(0), i64(n), [&](Value* j) {
             Value* o = b_.CreateAdd(row, j, "", true, true);
             Value* y = eval(bm, from_flat(b_.CreateAdd(brow, j, "", true, true)));

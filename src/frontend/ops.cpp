@@ -76,24 +76,32 @@ DType common_dtype(std::string_view op, std::span<const Array> xs) {
   return *strong;
 }
 
-Shape broadcast_shapes(std::string_view op, std::span<const Array> xs) {
-  size_t rank = 0;
-  for (const Array& x : xs) rank = std::max(rank, x.shape().size());
-  Shape out(rank, 1);
-  for (const Array& x : xs) {
-    const Shape& s = x.shape();
-    for (size_t i = 0; i < s.size(); ++i) {
-      int64_t& o = out[rank - s.size() + i];
-      if (s[i] == o || s[i] == 1) continue;
-      if (o != 1) {
-        std::vector<std::string> types;
-        for (const Array& y : xs) types.push_back(ir::type_str(y.impl()->type));
-        raise<ShapeError>(op, "cannot broadcast shapes of ", absl::StrJoin(types, ", "),
-                          ": dimension sizes ", o, " and ", s[i],
-                          " differ and neither is 1; reshape or transpose one operand");
-      }
-      o = s[i];
+// Widens `out` by NumPy's rule to take `s`; false where a dimension
+// differs and neither is 1 (those two sizes are left in `clash`).
+bool broadcast_into(Shape& out, const Shape& s, std::pair<int64_t, int64_t>* clash = nullptr) {
+  if (s.size() > out.size()) out.insert(out.begin(), s.size() - out.size(), 1);
+  for (size_t i = 0; i < s.size(); ++i) {
+    int64_t& o = out[out.size() - s.size() + i];
+    if (s[i] == o || s[i] == 1) continue;
+    if (o != 1) {
+      if (clash) *clash = {o, s[i]};
+      return false;
     }
+    o = s[i];
+  }
+  return true;
+}
+
+Shape broadcast_shapes(std::string_view op, std::span<const Array> xs) {
+  Shape out;
+  std::pair<int64_t, int64_t> clash;
+  for (const Array& x : xs) {
+    if (broadcast_into(out, x.shape(), &clash)) continue;
+    std::vector<std::string> types;
+    for (const Array& y : xs) types.push_back(ir::type_str(y.impl()->type));
+    raise<ShapeError>(op, "cannot broadcast shapes of ", absl::StrJoin(types, ", "),
+                      ": dimension sizes ", clash.first, " and ", clash.second,
+                      " differ and neither is 1; reshape or transpose one operand");
   }
   return out;
 }
@@ -293,22 +301,46 @@ Array transpose(const Array& a, const Axes& perm) {
 Array matmul(const Array& a, const Array& b) {
   impl_of(a, "matmul");
   impl_of(b, "matmul");
-  if (a.ndim() == 0 || b.ndim() == 0 || a.ndim() > 2 || b.ndim() > 2)
-    raise<ShapeError>("matmul", "takes 1-d or 2-d operands, got ", types_str({&a, &b}),
+  if (a.ndim() == 0 || b.ndim() == 0)
+    raise<ShapeError>("matmul", "takes operands of rank 1 or more, got ", types_str({&a, &b}),
                       "; use * for scalars");
   DType d = common_dtype("matmul", std::vector<Array>{a, b});
   Array x = convert_weak(a, d), y = convert_weak(b, d);
+  // NumPy's 1-d rules: a vector on the left is a row, on the right a column; its axis is
+  // dropped from the result.
   if (a.ndim() == 1) x = reshape(x, {1, a.shape()[0]});
   if (b.ndim() == 1) y = reshape(y, {b.shape()[0], 1});
-  if (x.shape()[1] != y.shape()[0])
+  const Shape& xs = x.shape();
+  const Shape& ys = y.shape();
+  const int64_t m = xs[xs.size() - 2], k = xs.back(), k2 = ys[ys.size() - 2], n = ys.back();
+  if (k != k2)
     raise<ShapeError>("matmul", "cannot multiply ", types_str({&a, &b}),
-                      ": contracting dimensions ", x.shape()[1], " and ", y.shape()[0],
+                      ": contracting dimensions ", k, " and ", k2,
                       " differ; transpose an operand or reshape it so the inner dimensions agree");
-  Array r = bind1(Prim::kMatmul, {x, y});
-  Shape out;
-  if (a.ndim() == 2) out.push_back(a.shape()[0]);
-  if (b.ndim() == 2) out.push_back(b.shape()[1]);
-  return reshape(r, out);
+  const Shape xb(xs.begin(), xs.end() - 2), yb(ys.begin(), ys.end() - 2);
+  Shape batch = xb;
+  if (!broadcast_into(batch, yb))
+    raise<ShapeError>("matmul", "cannot broadcast the batch dimensions ", shape_str(xb), " and ",
+                      shape_str(yb), " of ", types_str({&a, &b}),
+                      "; batch dimensions must be equal or 1");
+  Array r;
+  if (yb.empty() && !xb.empty()) {
+    // [..., m, k] @ [k, n]: one matrix product over all rows, b is not copied per batch.
+    Shape full = batch;
+    full.insert(full.end(), {m, n});
+    r = reshape(bind1(Prim::kMatmul, {reshape(x, {shape_size(batch) * m, k}), y}), full);
+  } else {
+    auto with_batch = [&](const Array& v, int64_t rows, int64_t cols) {
+      Shape s = batch;
+      s.insert(s.end(), {rows, cols});
+      return v.shape() == s ? v : broadcast_to(v, s);
+    };
+    r = bind1(Prim::kMatmul, {with_batch(x, m, k), with_batch(y, k, n)});
+  }
+  Shape out = batch;
+  if (a.ndim() > 1) out.push_back(m);
+  if (b.ndim() > 1) out.push_back(n);
+  return r.shape() == out ? r : reshape(r, out);
 }
 Array slice(const Array& a, const Axes& starts, const Axes& limits) {
   impl_of(a, "slice");

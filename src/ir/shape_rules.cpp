@@ -166,10 +166,16 @@ Type matmul_type(Prim p, const Type& a, const Type& b) {
   if (a.dtype != b.dtype)
     raise<TypeError>(prim_name(p), "operands have different dtypes: ", type_str(a), ", ",
                      type_str(b), "; convert one with tj::astype");
-  if (a.rank() != 2 || b.rank() != 2 || a.shape[1] != b.shape[0])
+  // [..., m, k] x [..., k, n] with equal leading (batch) dimensions; tj::matmul broadcasts them.
+  const int64_t r = a.rank();
+  const bool batch_ok = r >= 2 && b.rank() == r &&
+                        std::equal(a.shape.begin(), a.shape.end() - 2, b.shape.begin());
+  if (!batch_ok || a.shape[static_cast<size_t>(r - 1)] != b.shape[static_cast<size_t>(r - 2)])
     raise<ShapeError>(prim_name(p), "cannot multiply ", type_str(a), " by ", type_str(b),
-                      ": needs [m,k] x [k,n]");
-  return Type{a.dtype, {a.shape[0], b.shape[1]}, a.weak && b.weak};
+                      ": needs [..., m, k] x [..., k, n] with equal batch dimensions");
+  Shape out(a.shape.begin(), a.shape.end() - 1);
+  out.push_back(b.shape.back());
+  return Type{a.dtype, out, a.weak && b.weak};
 }
 
 // Region signatures. The public control-flow functions check types first and name the leaf

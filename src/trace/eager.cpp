@@ -378,12 +378,18 @@ void eval_into(Prim p, std::span<const Array> in, const ir::Params& params, Arra
           const T* a = in_data<T>(in[0]);
           const T* b = in_data<T>(in[1]);
           T* y = out_data<T>(out);
-          const int64_t m = in[0].shape()[0], k = in[0].shape()[1], cols = in[1].shape()[1];
-          for (int64_t i = 0; i < m * cols; ++i) y[i] = T(0);
-          for (int64_t i = 0; i < m; ++i)
+          // [..., m, k] x [..., k, n]: one product per batch index, rows in order.
+          const Shape& as = in[0].shape();
+          const size_t r = as.size();
+          const int64_t m = as[r - 2], k = as[r - 1], cols = in[1].shape()[r - 1];
+          const int64_t count = shape_size(Shape(as.begin(), as.end() - 1));  // rows, all batches
+          for (int64_t i = 0; i < count * cols; ++i) y[i] = T(0);
+          for (int64_t i = 0; i < count; ++i) {
+            const T* brows = b + (i / m) * k * cols;
             for (int64_t kk = 0; kk < k; ++kk)
               for (int64_t j = 0; j < cols; ++j)
-                y[i * cols + j] = wrap_add(y[i * cols + j], wrap_mul(a[i * k + kk], b[kk * cols + j]));
+                y[i * cols + j] = wrap_add(y[i * cols + j], wrap_mul(a[i * k + kk], brows[kk * cols + j]));
+          }
         }
       });
       return;

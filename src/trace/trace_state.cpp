@@ -143,6 +143,14 @@ Traced trace_region(std::string name, std::span<const ir::Type> types,
   return scope.finish(body(inputs));
 }
 
+Traced trace_region(std::string name, std::span<const Array> like,
+                    absl::FunctionRef<std::vector<Array>(std::span<const Array>)> body) {
+  std::vector<ir::Type> types;
+  types.reserve(like.size());
+  for (const Array& a : like) types.push_back(a.impl()->type);
+  return trace_region(std::move(name), types, body);
+}
+
 std::vector<Array> bind_call(std::string name, Traced traced, std::span<const Array> args) {
   auto [fn, operands] = close_region(std::move(traced));
   operands.insert(operands.end(), args.begin(), args.end());

@@ -75,6 +75,9 @@ std::pair<std::shared_ptr<ir::Function>, std::vector<Array>> close_region(Traced
 /// What `body` uses from outside becomes the result's captured values.
 Traced trace_region(std::string name, std::span<const ir::Type> types,
                     absl::FunctionRef<std::vector<Array>(std::span<const Array>)> body);
+/// The same over inputs typed like `like` (dtype, shape and weak bit of each).
+Traced trace_region(std::string name, std::span<const Array> like,
+                    absl::FunctionRef<std::vector<Array>(std::span<const Array>)> body);
 
 /// Throws TracerLeakError (tracer of an ended trace or another thread) naming `op`.
 [[noreturn]] void raise_leak(const ArrayImpl& impl, std::string_view op);
