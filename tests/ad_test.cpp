@@ -84,7 +84,8 @@ void expect_close(const Array& got, const Array& want, double tol, const std::st
 
 // Primitives whose rules are checked by dedicated tests below rather than by rule_cases().
 const std::set<Prim> kCheckedElsewhere = {
-    Prim::kConvert,  // AdConvert.*: f32 <-> f64 conversions cannot go through an f64-only FD
+    Prim::kConvert,     // AdConvert.*: f32 <-> f64 conversions cannot go through an f64-only FD
+    Prim::kCustomVjp,   // custom_vjp_test.cpp: its rule is the user's bwd, not a derivative
 };
 // Primitives through which no cotangent flows (their vjp_rule is null); AdNonDifferentiable.*
 // checks that each contributes nothing.

@@ -16,9 +16,11 @@
 
 #include "backend/fusion.h"
 #include "ir/ir.h"
+#include "ir/region_utils.h"
 #include "base/array_impl.h"
 #include "tracejit/detail/trace.h"
 #include "tracejit/control_flow.h"
+#include "tracejit/custom_vjp.h"
 #include "tracejit/error.h"
 #include "tracejit/jit.h"
 #include "tracejit/ops.h"
@@ -273,6 +275,7 @@ std::vector<Instance> instances(Prim p, DType d) {
     case ir::PrimKind::Contract:
       out.push_back({{T(d, {3, 4}), T(d, {4, 5})}, params, {}});
       out.push_back({{T(d, {1, 6}), T(d, {6, 1})}, params, {}});
+      out.push_back({{T(d, {2, 3, 4}), T(d, {2, 4, 5})}, params, {}});  // batched
       break;
     case ir::PrimKind::Effect:  // no result to compare: debug_print_test.cpp checks its output
       break;
@@ -343,6 +346,15 @@ std::vector<Instance> region_instances(Prim p, DType d) {
           return std::vector<Array>{c, ys};
         }, {r, a}));
       break;
+    case Prim::kCustomVjp:
+      // Compiled, the primal runs (the pipeline inlines it); fwd and bwd only matter to AD.
+      out.push_back(region_instance(p, {m, m}, [](std::vector<Array> x) {
+        auto f = tj::custom_vjp([](const Array& u, const Array& v) { return tj::maximum(u, v); },
+                                [](const Array& u, const Array& v) { return std::pair{tj::maximum(u, v), u}; },
+                                [](const Array&, const Array& ct) { return std::tuple{ct, ct}; });
+        return std::vector<Array>{f(x[0], x[1])};
+      }, {a, b}));
+      break;
     default:
       ADD_FAILURE() << "no region instance for " << ir::prim_name(p);
   }
@@ -361,6 +373,8 @@ TEST_P(BackendPrimTest, MatchesEagerForEveryAcceptedDtype) {
         continue;  // not accepted by the shape rules
       }
       auto fn = one_eqn(p, inst.in, inst.params);
+      // custom_vjp never reaches the backend: the pipeline inlines its primal (AD is over).
+      if (p == Prim::kCustomVjp) fn = ir::inline_calls(fn, /*custom_vjp=*/true);
       std::vector<Array> inputs = inst.inputs;
       if (inputs.empty())
         for (size_t i = 0; i < inst.in.size(); ++i) inputs.push_back(test_array(inst.in[i], static_cast<int>(i)));

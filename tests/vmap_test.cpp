@@ -74,6 +74,11 @@ std::vector<RuleCase> lane_dependent_cases() {
        return x[0] * tj::astype(tj::arange(4), x[0].dtype()); }},
     {"batched_matmul_both", Prim::kMatmul, {{{2, 3}}, {{3, 2}}}, [](V x) {
        return tj::matmul(tj::tanh(x[0]), x[1]); }},
+    {"custom_vjp", Prim::kCustomVjp, {{{3}}, {{3}}}, [](V x) {
+       auto f = tj::custom_vjp([](const Array& a, const Array& b) { return tj::sin(a) * b; },
+                               [](const Array& a, const Array& b) { return std::pair{tj::sin(a) * b, a}; },
+                               [](const Array& a, const Array& ct) { return std::tuple{ct, ct * a}; });
+       return f(x[0], x[1]); }},
   };
   // clang-format on
 }

@@ -13,6 +13,7 @@
 #include "tracejit/jvp.h"
 #include "tracejit/vmap.h"
 #include "tracejit/jacobian.h"
+#include "tracejit/custom_vjp.h"
 #include "tracejit/random.h"
 #include "tracejit/debug.h"
 #include "tracejit/control_flow.h"

@@ -179,6 +179,12 @@ JvpRule jvp_rule(Prim p) {
       return while_jvp;
     case Prim::kScan:
       return scan_jvp;
+    case Prim::kCustomVjp:
+      return [](const JvpArgs& a, std::vector<Array>&) -> Tangents {
+        detail::raise<Error>("jvp", "cannot differentiate the tj::custom_vjp function '", a.params.text,
+                             "' in forward mode: it defines only a reverse-mode rule (as in "
+                             "JAX); use grad or vjp, or differentiate the plain function");
+      };
   }
   detail::fail_internal(__FILE__, __LINE__, "jvp_rule: unknown primitive");
 }

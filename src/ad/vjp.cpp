@@ -35,7 +35,7 @@ VjpTape::VjpTape(const Traced& traced, std::span<const Array> primals, std::vect
                  bool replay_effects) {
   auto impl = std::make_shared<Impl>();
   // Nested jit calls are inlined: the sweep then sees (and keeps residuals of) their equations.
-  impl->fn = ir::inline_calls(traced.fn);
+  impl->fn = ir::inline_calls(traced.fn, /*custom_vjp=*/false);
   if (!replay_effects) impl->fn = ir::strip_effects(impl->fn);
   const ir::Function& fn = *impl->fn;
   TJ_CHECK(primals.size() == fn.inputs.size() && wrt.size() == fn.inputs.size(),

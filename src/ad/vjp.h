@@ -58,5 +58,8 @@ std::vector<Array> while_forward(const ir::Params& params, std::span<const Array
                                  std::span<const bool> need, std::vector<Array>& residuals);
 std::vector<Array> scan_forward(const ir::Params& params, std::span<const Array> in,
                                 std::span<const bool> need, std::vector<Array>& residuals);
+Cotangents custom_vjp_rule(const RuleArgs& r);
+std::vector<Array> custom_vjp_forward(const ir::Params& params, std::span<const Array> in,
+                                      std::span<const bool> need, std::vector<Array>& residuals);
 
 }  // namespace tracejit::ad

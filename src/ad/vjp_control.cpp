@@ -216,4 +216,40 @@ Cotangents cond_rule(const RuleArgs& r) {
   return out;
 }
 
+// custom_vjp: the forward runs the user's fwd (results and residuals), the backward the
+// user's bwd on the residuals and the results' cotangents. As in JAX, only the explicit
+// arguments are differentiated: a differentiated value the functions close over is an error.
+std::vector<Array> custom_vjp_forward(const ir::Params& p, std::span<const Array> in,
+                                      std::span<const bool> need, std::vector<Array>& residuals) {
+  const size_t nf = static_cast<size_t>(p.groups[0]), nfwd = static_cast<size_t>(p.groups[1]);
+  const size_t nconsts = nf + nfwd + static_cast<size_t>(p.groups[2]);
+  for (size_t i = 0; i < nconsts; ++i)
+    if (need[i])
+      detail::raise<Error>("grad", "the tj::custom_vjp function '", p.text,
+                           "' closes over a value that is being differentiated; its bwd gives "
+                           "cotangents only for its explicit arguments, so pass that value as an "
+                           "argument");
+  std::vector<Array> fwd_in = slice_of(in, nf, nfwd);
+  const std::span<const Array> args = in.subspan(nconsts);
+  fwd_in.insert(fwd_in.end(), args.begin(), args.end());
+  std::vector<Array> outs = detail::eval_ir(*p.regions[1], fwd_in, {});
+  const size_t n = p.regions[0]->outputs.size();
+  residuals.assign(outs.begin() + static_cast<ptrdiff_t>(n), outs.end());
+  outs.resize(n);
+  return outs;
+}
+
+Cotangents custom_vjp_rule(const RuleArgs& r) {
+  const ir::Params& p = r.params;
+  const size_t nf = static_cast<size_t>(p.groups[0]), nfwd = static_cast<size_t>(p.groups[1]);
+  const size_t nbwd = static_cast<size_t>(p.groups[2]);
+  std::vector<Array> bwd_in = slice_of(r.in, nf + nfwd, nbwd);
+  bwd_in.insert(bwd_in.end(), r.residuals.begin(), r.residuals.end());
+  for (size_t k = 0; k < r.outs.size(); ++k) bwd_in.push_back(ct_or_zeros(r, k));
+  const std::vector<Array> cts = detail::eval_ir(*p.regions[2], bwd_in, {});
+  Cotangents out(r.in.size());
+  for (size_t i = 0; i < cts.size(); ++i) out[nf + nfwd + nbwd + i] = cts[i];
+  return out;
+}
+
 }  // namespace tracejit::ad

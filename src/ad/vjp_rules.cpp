@@ -251,6 +251,8 @@ VjpRule vjp_rule(Prim p) {
       return while_rule;
     case Prim::kScan:
       return scan_rule;
+    case Prim::kCustomVjp:
+      return custom_vjp_rule;
   }
   detail::fail_internal(__FILE__, __LINE__, "vjp_rule: unknown primitive");
 }
@@ -258,6 +260,7 @@ VjpRule vjp_rule(Prim p) {
 ForwardRule forward_rule(Prim p) {
   if (p == Prim::kWhile) return while_forward;
   if (p == Prim::kScan) return scan_forward;
+  if (p == Prim::kCustomVjp) return custom_vjp_forward;
   return nullptr;
 }
 

@@ -563,6 +563,7 @@ void run_region(Frame& f, size_t index) {
   RegionState& st = f.state(index);
   if (r.prim == ir::Prim::kCond || r.prim == ir::Prim::kCall) return run_branch(f, r, st);
   if (r.prim == ir::Prim::kWhile) return run_while(f, r, st);
+  // custom_vjp is not among them: the pass pipeline inlines its primal before the backend.
   TJ_CHECK(r.prim == ir::Prim::kScan, "no region step for ", ir::prim_name(r.prim));
   run_scan(f, r, st);
 }

@@ -38,6 +38,7 @@ bool is_inline_prim(Prim p) {
       return true;
     case Prim::kReduceSum: case Prim::kReduceMax: case Prim::kMatmul: case Prim::kConcatenate:
     case Prim::kDebugPrint: case Prim::kCall: case Prim::kCond: case Prim::kWhile: case Prim::kScan:
+    case Prim::kCustomVjp:
       return false;
   }
   return false;
@@ -65,6 +66,7 @@ int64_t op_cost(Prim p) {
     case Prim::kMatmul: case Prim::kConcatenate:
       return 1;
     case Prim::kDebugPrint: case Prim::kCall: case Prim::kCond: case Prim::kWhile: case Prim::kScan:
+    case Prim::kCustomVjp:
       return 0;  // not part of a kernel's loop
   }
   return 1;

@@ -550,7 +550,7 @@ class Lowering {
       }
       case Prim::kReduceSum: case Prim::kReduceMax: case Prim::kMatmul: case Prim::kConcatenate:
       case Prim::kDebugPrint: case Prim::kCall: case Prim::kCond: case Prim::kWhile:
-      case Prim::kScan:
+      case Prim::kScan: case Prim::kCustomVjp:
         break;
     }
     detail::fail_internal(__FILE__, __LINE__, "a kernel-level primitive cannot be inline");

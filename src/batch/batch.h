@@ -41,6 +41,7 @@ std::vector<Array> call_batch(const BatchArgs& a, Flags& out_batched);
 std::vector<Array> cond_batch(const BatchArgs& a, Flags& out_batched);
 std::vector<Array> while_batch(const BatchArgs& a, Flags& out_batched);
 std::vector<Array> scan_batch(const BatchArgs& a, Flags& out_batched);
+std::vector<Array> custom_vjp_batch(const BatchArgs& a, Flags& out_batched);
 
 /// Replays `fn` on `inputs` (batched where `batched` says, with `size` lanes) and `captured`
 /// (unbatched) through bind; returns the outputs and which are batched.

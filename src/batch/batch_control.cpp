@@ -3,7 +3,8 @@
 // on a batched index every branch runs on all lanes and each lane selects its own branch's
 // results. A while_loop keeps its batched carries in the loop; when its predicate is batched
 // it runs until every lane is done, and a finished lane keeps its carry (the body's result is
-// masked). A scan runs over the xs with the batch axis second, so each step sees a batch.
+// masked). A scan runs over the xs with the batch axis second, so each step sees a batch. A
+// custom_vjp becomes a custom_vjp of its batched programs.
 //
 // Loop carries: which are batched is the fixed point of "batched in init, or made batched by
 // the body", found on the IR (depends_on_batched) before the batched body is traced, so the
@@ -14,6 +15,7 @@
 #include "batch/batch.h"
 #include "trace/trace_state.h"
 #include "tracejit/control_flow.h"
+#include "tracejit/custom_vjp.h"
 #include "tracejit/ops.h"
 
 namespace tracejit::batch {
@@ -216,6 +218,53 @@ std::vector<Array> scan_batch(const BatchArgs& a, Flags& out_batched) {
   out_batched = join(cf, yf);
   final_carry.insert(final_carry.end(), ys.begin(), ys.end());
   return final_carry;
+}
+
+// custom_vjp stays a custom_vjp of the batched programs, so grad of the batched function still
+// uses the user's bwd. Every result, residual and cotangent is batched (given lanes where the
+// replay left it unbatched); the cotangent of an unbatched argument, which every lane shared, is
+// the sum of the lanes'.
+std::vector<Array> custom_vjp_batch(const BatchArgs& a, Flags& out_batched) {
+  const ir::Params& p = a.params;
+  const size_t nf = static_cast<size_t>(p.groups[0]), nfwd = static_cast<size_t>(p.groups[1]);
+  const size_t nbwd = static_cast<size_t>(p.groups[2]), nconsts = nf + nfwd + nbwd;
+  const std::span<const Array> args = a.in.subspan(nconsts);
+  const Flags arg_flags = part(a.batched, nconsts, args.size());
+  const size_t nout = p.regions[0]->outputs.size();
+  const size_t nres = p.regions[1]->outputs.size() - nout;
+  // Region r replayed on (its consts, values) with every output batched.
+  auto batched = [&](size_t r, size_t first_const, size_t nk, std::span<const Array> values,
+                     const Flags& value_flags) {
+    std::vector<Array> in(a.in.begin() + static_cast<ptrdiff_t>(first_const),
+                          a.in.begin() + static_cast<ptrdiff_t>(first_const + nk));
+    in.insert(in.end(), values.begin(), values.end());
+    auto [outs, flags] = batch_replay(*p.regions[r], in, join(part(a.batched, first_const, nk), value_flags),
+                                      {}, a.size);
+    lanes_if(outs, flags, Flags(outs.size(), true), a.size);
+    return outs;
+  };
+  Traced f = detail::trace_region(p.text, args, [&](std::span<const Array> in) {
+    return batched(0, 0, nf, in, arg_flags);
+  });
+  Traced fwd = detail::trace_region(p.text + "_fwd", args, [&](std::span<const Array> in) {
+    return batched(1, nf, nfwd, in, arg_flags);
+  });
+  // bwd over batched residuals and cotangents of the batched results.
+  std::vector<ir::Type> bwd_types;
+  for (size_t k = 0; k < nres + nout; ++k) {
+    const ir::Function& from = k < nres ? *p.regions[1] : *p.regions[0];
+    ir::Type t = from.type(from.outputs[k < nres ? nout + k : k - nres]);
+    t.shape.insert(t.shape.begin(), a.size);
+    bwd_types.push_back(std::move(t));
+  }
+  Traced bwd = detail::trace_region(p.text + "_bwd", bwd_types, [&](std::span<const Array> in) {
+    std::vector<Array> cts = batched(2, nf + nfwd, nbwd, in, Flags(in.size(), true));
+    for (size_t i = 0; i < cts.size(); ++i)
+      if (!arg_flags[i]) cts[i] = is_float(cts[i].dtype()) ? sum(cts[i], {0}) : cts[i][0];
+    return cts;
+  });
+  out_batched.assign(nout, true);
+  return detail::bind_custom_vjp(p.text, std::move(f), std::move(fwd), std::move(bwd), args);
 }
 
 }  // namespace tracejit::batch

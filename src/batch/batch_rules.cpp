@@ -178,6 +178,8 @@ BatchRule batch_rule(Prim p) {
       return while_batch;
     case Prim::kScan:
       return scan_batch;
+    case Prim::kCustomVjp:
+      return custom_vjp_batch;
   }
   detail::fail_internal(__FILE__, __LINE__, "batch_rule: unknown primitive");
 }

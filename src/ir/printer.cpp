@@ -104,6 +104,7 @@ std::string region_name(Prim prim, size_t index, size_t count) {
   if (prim == Prim::kCond) return absl::StrCat("branch", index);
   if (prim == Prim::kWhile) return index == 0 ? "cond" : "body";
   if (prim == Prim::kScan) return "body";
+  if (prim == Prim::kCustomVjp) return index == 0 ? "fn" : index == 1 ? "fwd" : "bwd";
   return "fn";
 }
 

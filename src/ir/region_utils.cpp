@@ -7,14 +7,27 @@
 namespace tracejit::ir {
 namespace {
 
-bool has_call(const Function& fn) {
-  return std::any_of(fn.eqns.begin(), fn.eqns.end(), [](const Eqn& e) { return e.prim == Prim::kCall; });
+// Equations that inline_calls replaces: calls, and custom_vjp's primal when `custom_vjp`.
+bool inlined(const Eqn& e, bool custom_vjp) {
+  return e.prim == Prim::kCall || (custom_vjp && e.prim == Prim::kCustomVjp);
+}
+bool has_call(const Function& fn, bool custom_vjp) {
+  return std::any_of(fn.eqns.begin(), fn.eqns.end(), [&](const Eqn& e) { return inlined(e, custom_vjp); });
+}
+// The operands of the inlined program: a call's all, custom_vjp's f consts and arguments.
+std::vector<VarId> inlined_args(const Eqn& e) {
+  if (e.prim == Prim::kCall) return {e.in.begin(), e.in.end()};
+  const size_t nf = static_cast<size_t>(e.params.groups[0]);
+  const size_t skip = static_cast<size_t>(e.params.groups[1] + e.params.groups[2]);
+  std::vector<VarId> args(e.in.begin(), e.in.begin() + static_cast<ptrdiff_t>(nf));
+  args.insert(args.end(), e.in.begin() + static_cast<ptrdiff_t>(nf + skip), e.in.end());
+  return args;
 }
 
 // Appends `f`'s equations, applied to `args` (variables of `dst`), to `out`; returns the
 // variables of `dst` that hold f's outputs.
 std::vector<VarId> emit(Function& dst, const Function& f, std::span<const VarId> args,
-                        std::vector<Eqn>& out) {
+                        std::vector<Eqn>& out, bool custom_vjp) {
   std::vector<VarId> map(static_cast<size_t>(f.num_vars()), -1);
   for (size_t i = 0; i < f.inputs.size(); ++i) map[static_cast<size_t>(f.inputs[i])] = args[i];
   for (size_t i = 0; i < f.const_vars.size(); ++i) {
@@ -26,8 +39,8 @@ std::vector<VarId> emit(Function& dst, const Function& f, std::span<const VarId>
   for (const Eqn& e : f.eqns) {
     Eqn copy = e;
     for (VarId& v : copy.in) v = map[static_cast<size_t>(v)];
-    if (e.prim == Prim::kCall) {
-      std::vector<VarId> outs = emit(dst, *e.params.regions[0], copy.in, out);
+    if (inlined(e, custom_vjp)) {
+      std::vector<VarId> outs = emit(dst, *e.params.regions[0], inlined_args(copy), out, custom_vjp);
       for (size_t k = 0; k < e.out.size(); ++k) map[static_cast<size_t>(e.out[k])] = outs[k];
       continue;
     }
@@ -45,8 +58,8 @@ std::vector<VarId> emit(Function& dst, const Function& f, std::span<const VarId>
 
 }  // namespace
 
-bool inline_calls(Function& fn) {
-  if (!has_call(fn)) return false;
+bool inline_calls(Function& fn, bool custom_vjp) {
+  if (!has_call(fn, custom_vjp)) return false;
   absl::flat_hash_map<VarId, VarId> subst;
   auto resolve = [&](VarId v) {
     auto it = subst.find(v);
@@ -56,11 +69,11 @@ bool inline_calls(Function& fn) {
   std::vector<Eqn> old = std::move(fn.eqns);
   for (Eqn& e : old) {
     for (VarId& v : e.in) v = resolve(v);
-    if (e.prim != Prim::kCall) {
+    if (!inlined(e, custom_vjp)) {
       eqns.push_back(std::move(e));
       continue;
     }
-    std::vector<VarId> outs = emit(fn, *e.params.regions[0], e.in, eqns);
+    std::vector<VarId> outs = emit(fn, *e.params.regions[0], inlined_args(e), eqns, custom_vjp);
     for (size_t k = 0; k < e.out.size(); ++k) subst[e.out[k]] = outs[k];
   }
   fn.eqns = std::move(eqns);
@@ -68,10 +81,10 @@ bool inline_calls(Function& fn) {
   return true;
 }
 
-std::shared_ptr<const Function> inline_calls(std::shared_ptr<const Function> fn) {
-  if (!has_call(*fn)) return fn;
+std::shared_ptr<const Function> inline_calls(std::shared_ptr<const Function> fn, bool custom_vjp) {
+  if (!has_call(*fn, custom_vjp)) return fn;
   auto copy = std::make_shared<Function>(*fn);
-  inline_calls(*copy);
+  inline_calls(*copy, custom_vjp);
   return copy;
 }
 

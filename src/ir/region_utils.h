@@ -7,10 +7,12 @@
 namespace tracejit::ir {
 
 /// Replaces every call equation of `fn` (and of the calls it inlines) by the called function's
-/// equations; returns whether there was one. Regions of other primitives are left alone.
-bool inline_calls(Function& fn);
-/// `fn` with its calls inlined; `fn` itself when it has none.
-std::shared_ptr<const Function> inline_calls(std::shared_ptr<const Function> fn);
+/// equations, and with `custom_vjp` every custom_vjp equation by its primal program (what runs
+/// once AD no longer needs fwd and bwd); returns whether there was one. Regions of other
+/// primitives are left alone.
+bool inline_calls(Function& fn, bool custom_vjp);
+/// `fn` with its calls (and custom_vjp primals) inlined; `fn` itself when it has none.
+std::shared_ptr<const Function> inline_calls(std::shared_ptr<const Function> fn, bool custom_vjp);
 
 /// `fn` without its effects (debug_print), also inside its regions; `fn` itself when it has none.
 std::shared_ptr<const Function> strip_effects(std::shared_ptr<const Function> fn);

@@ -54,7 +54,7 @@ void check_dtype(Prim p, std::span<const Type> in) {
     case Prim::kGt: case Prim::kGe: case Prim::kSelect: case Prim::kReduceMax:
     case Prim::kBroadcast: case Prim::kReshape: case Prim::kTranspose: case Prim::kSlice:
     case Prim::kConcatenate: case Prim::kIota: case Prim::kCall: case Prim::kCond:
-    case Prim::kWhile: case Prim::kScan:
+    case Prim::kWhile: case Prim::kScan: case Prim::kCustomVjp:
       break;
   }
   if (!ok)
@@ -238,6 +238,36 @@ std::vector<Type> call_types(std::span<const Type> in, const Params& params) {
   return region_outputs(*params.regions[0]);
 }
 
+std::vector<Type> custom_vjp_types(std::span<const Type> in, const Params& params) {
+  const Prim p = Prim::kCustomVjp;
+  check_layout(p, in, params, 3, 3);
+  const auto& rs = params.regions;
+  const size_t nf = static_cast<size_t>(params.groups[0]), nfwd = static_cast<size_t>(params.groups[1]);
+  const size_t nbwd = static_cast<size_t>(params.groups[2]);
+  const std::span<const Type> args = in.subspan(nf + nfwd + nbwd);
+  check_region_inputs(p, *rs[0], "fn", concat_types(in.subspan(0, nf), args));
+  check_region_inputs(p, *rs[1], "fwd", concat_types(in.subspan(nf, nfwd), args));
+  const std::vector<Type> out = region_outputs(*rs[0]), fwd = region_outputs(*rs[1]);
+  bool ok = fwd.size() >= out.size();
+  for (size_t i = 0; ok && i < out.size(); ++i) ok = same_value(fwd[i], out[i]);
+  if (!ok)
+    raise<TypeError>(prim_name(p), "fwd returns (", operands_str(fwd), "), which does not begin with fn's results (",
+                     operands_str(out), ")");
+  // bwd takes its consts, the residuals and the results' cotangents; returns the args' cotangents.
+  std::vector<Type> bwd_in(in.begin() + static_cast<ptrdiff_t>(nf + nfwd),
+                           in.begin() + static_cast<ptrdiff_t>(nf + nfwd + nbwd));
+  bwd_in.insert(bwd_in.end(), fwd.begin() + static_cast<ptrdiff_t>(out.size()), fwd.end());
+  bwd_in.insert(bwd_in.end(), out.begin(), out.end());
+  check_region_inputs(p, *rs[2], "bwd", bwd_in);
+  const std::vector<Type> cts = region_outputs(*rs[2]);
+  ok = cts.size() == args.size();
+  for (size_t i = 0; ok && i < args.size(); ++i) ok = same_value(cts[i], args[i]);
+  if (!ok)
+    raise<TypeError>(prim_name(p), "bwd returns (", operands_str(cts), ") for arguments (",
+                     operands_str(args), ")");
+  return out;
+}
+
 std::vector<Type> cond_types(std::span<const Type> in, const Params& params) {
   const Prim p = Prim::kCond;
   const auto& rs = params.regions;
@@ -392,6 +422,7 @@ std::vector<Type> infer(Prim p, std::span<const Type> in, const Params& params) 
     case Prim::kCond: return cond_types(in, params);
     case Prim::kWhile: return while_types(in, params);
     case Prim::kScan: return scan_types(in, params);
+    case Prim::kCustomVjp: return custom_vjp_types(in, params);
   }
   detail::fail_internal(__FILE__, __LINE__, "unknown primitive");
 }

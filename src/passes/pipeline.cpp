@@ -23,9 +23,10 @@ constexpr Pass kPipeline[] = {
 ir::Function optimize(const ir::Function& input,
                       const std::function<void(std::string_view, const ir::Function&)>& trace) {
   ir::Function fn = input;
-  // Nested jit calls are inlined first, so that fusion sees across their boundaries; the
+  // Nested jit calls (and custom_vjp primals: no AD follows) are inlined first, so that fusion
+  // sees across their boundaries; the
   // regions of loops and branches are optimized on their own, as functions.
-  if (ir::inline_calls(fn)) {
+  if (ir::inline_calls(fn, /*custom_vjp=*/true)) {
     ir::verify(fn, "inline");
     if (trace) trace("inline", fn);
   }

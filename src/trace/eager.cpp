@@ -395,7 +395,7 @@ void eval_into(Prim p, std::span<const Array> in, const ir::Params& params, Arra
       return;
     case Prim::kDebugPrint:
       break;  // no result: eval_eager prints it
-    case Prim::kCall: case Prim::kCond: case Prim::kWhile: case Prim::kScan:
+    case Prim::kCall: case Prim::kCond: case Prim::kWhile: case Prim::kScan: case Prim::kCustomVjp:
       break;  // eval_eager hands them to eval_region
   }
   fail_internal(__FILE__, __LINE__, "unknown primitive");

@@ -115,6 +115,14 @@ std::vector<Array> eval_region(ir::Prim prim, std::span<const Array> in, const i
   }
   if (prim == ir::Prim::kWhile) return eval_while(in, params, out_types);
   if (prim == ir::Prim::kScan) return eval_scan(in, params, out_types);
+  if (prim == ir::Prim::kCustomVjp) {
+    // The primal program on its consts and the arguments.
+    const size_t nf = static_cast<size_t>(params.groups[0]);
+    const size_t args = static_cast<size_t>(params.groups[0] + params.groups[1] + params.groups[2]);
+    std::vector<Array> f_in(in.begin(), in.begin() + static_cast<ptrdiff_t>(nf));
+    f_in.insert(f_in.end(), in.begin() + static_cast<ptrdiff_t>(args), in.end());
+    return retype(eval_ir(*params.regions[0], f_in, {}), out_types);
+  }
   fail_internal(__FILE__, __LINE__, "not a region primitive");
 }
 

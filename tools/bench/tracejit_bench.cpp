@@ -170,6 +170,30 @@ const MatmulData& matmul_data(int64_t n) {
   });
 }
 
+// A batch of kBatch square matrices of side kBatchSide, as one [B, n, n] array and as B
+// separate [n, n] arrays (for the unbatched kernel called B times).
+constexpr int64_t kBatch = 64, kBatchSide = 256;
+struct BatchedMatmulData {
+  std::vector<float> a, b;
+  Array aa, ba;
+  std::vector<Array> a_each, b_each;
+};
+const BatchedMatmulData& batched_matmul_data() {
+  return cached<BatchedMatmulData>(0, [] {
+    BatchedMatmulData d;
+    const int64_t n = kBatchSide, per = n * n;
+    d.a = uniform_floats(kBatch * per, 6, -1.f, 1.f);
+    d.b = uniform_floats(kBatch * per, 7, -1.f, 1.f);
+    d.aa = tj::array(d.a, {kBatch, n, n});
+    d.ba = tj::array(d.b, {kBatch, n, n});
+    for (int64_t i = 0; i < kBatch; ++i) {
+      d.a_each.push_back(tj::array(std::vector<float>(d.a.begin() + i * per, d.a.begin() + (i + 1) * per), {n, n}));
+      d.b_each.push_back(tj::array(std::vector<float>(d.b.begin() + i * per, d.b.begin() + (i + 1) * per), {n, n}));
+    }
+    return d;
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hand-written C++ references. noinline keeps each a real call, so the benchmark loop cannot
 // hoist the work out of its iterations.
@@ -283,6 +307,34 @@ struct HostParams {
     }
 }
 
+// B products of n x n matrices, each i-k-j with k in blocks of 64 rows of b (reused from cache
+// by every row of a while the block is hot).
+[[gnu::noinline]] void batched_matmul_ref(const float* a, const float* b, float* c, int64_t batch,
+                                          int64_t n) {
+  constexpr int64_t kBlock = 64;
+  std::fill(c, c + batch * n * n, 0.f);
+  for (int64_t m = 0; m < batch; ++m) {
+    const float *am = a + m * n * n, *bm = b + m * n * n;
+    float* cm = c + m * n * n;
+    for (int64_t k0 = 0; k0 < n; k0 += kBlock)
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t k = k0; k < std::min(n, k0 + kBlock); ++k) {
+          const float aik = am[i * n + k];
+          for (int64_t j = 0; j < n; ++j) cm[i * n + j] += aik * bm[k * n + j];
+        }
+  }
+}
+
+// Per-example gradients of the seed's loss (w x_i + b - y_i)^2: 2 r_i x_i and 2 r_i.
+[[gnu::noinline]] void per_example_grads_ref(HostParams p, const float* x, const float* y,
+                                             float* gw, float* gb, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float r = p.weight * x[i] + p.bias - y[i];
+    gw[i] = 2 * r * x[i];
+    gb[i] = 2 * r;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The jitted functions.
 
@@ -364,6 +416,17 @@ auto& jit_sum_axis1() {
 auto& jit_matmul() {
   static auto f =
       tj::jit([](const Array& a, const Array& b) { return tj::matmul(a, b); }, {.name = "matmul"});
+  return f;
+}
+
+// Per-example gradients: grad of one example's loss, vmapped over the examples (the
+// parameters shared), in one jitted call.
+Array example_loss(const Params& p, const Array& x, const Array& y) {
+  return tj::square(p.weight * x + p.bias - y);
+}
+auto& jit_per_example_grads() {
+  static auto f = tj::jit(tj::vmap(tj::grad(example_loss), {.in_axes = {std::nullopt, 0, 0}}),
+                          {.name = "per_example_grads"});
   return f;
 }
 
@@ -471,6 +534,24 @@ void run_checks() {
     matmul_ref(d.a.data(), d.b.data(), want.data(), n);
     check("matmul/" + std::to_string(n), jit_matmul()(d.aa, d.ba).to_vector<float>(), want, 1e-4,
           1e-4);
+  }
+  {
+    const BatchedMatmulData& d = batched_matmul_data();
+    std::vector<float> want(d.a.size());
+    batched_matmul_ref(d.a.data(), d.b.data(), want.data(), kBatch, kBatchSide);
+    check("matmul/batched", jit_matmul()(d.aa, d.ba).to_vector<float>(), want, 1e-4, 1e-4);
+    const std::vector<float> last = jit_matmul()(d.a_each.back(), d.b_each.back()).to_vector<float>();
+    check("matmul/batched: last of 64 calls", last,
+          std::vector<float>(want.end() - kBatchSide * kBatchSide, want.end()), 1e-4, 1e-4);
+  }
+  {
+    const RegressionData& d = regression_data(kTrainPoints);
+    std::vector<float> gw(kTrainPoints), gb(kTrainPoints);
+    per_example_grads_ref({0.5f, 0.5f}, d.x.data(), d.y.data(), gw.data(), gb.data(), kTrainPoints);
+    const Params g = jit_per_example_grads()(init_params(), tj::reshape(d.xa, {kTrainPoints}),
+                                             tj::reshape(d.ya, {kTrainPoints}));
+    check("per_example_grads/128 weight", g.weight.to_vector<float>(), gw, 1e-6, 1e-6);
+    check("per_example_grads/128 bias", g.bias.to_vector<float>(), gb, 1e-6, 1e-6);
   }
 }
 
@@ -787,14 +868,28 @@ void register_reductions() {
   }
 }
 
+// GFLOP/s for `flop` floating-point operations per iteration.
+void set_flops(benchmark::State& state, double flop) {
+  state.counters["GFLOP/s"] = benchmark::Counter(flop * static_cast<double>(state.iterations()) * 1e-9,
+                                                 benchmark::Counter::kIsRate);
+}
+
+// jit_matmul()(a, b), compiled outside the timing.
+void time_matmul(benchmark::State& state, const Array& a, const Array& b, double flop) {
+  jit_matmul()(a, b);
+  CpuMeter meter;
+  for (auto _ : state) {
+    Array c = jit_matmul()(a, b);
+    benchmark::DoNotOptimize(c);
+  }
+  meter.report(state);
+  set_flops(state, flop);
+}
+
 void register_matmul() {
   for (int64_t n : {int64_t{256}, int64_t{1024}}) {
     std::string c = "matmul/" + std::to_string(n);
-    auto flops = [n](benchmark::State& state) {
-      state.counters["GFLOP/s"] = benchmark::Counter(
-          2.0 * static_cast<double>(n * n * n) * static_cast<double>(state.iterations()) * 1e-9,
-          benchmark::Counter::kIsRate);
-    };
+    auto flops = [n](benchmark::State& state) { set_flops(state, 2.0 * static_cast<double>(n * n * n)); };
     add(c + "/cpp_ikj", kMs, [n, flops](benchmark::State& state) {
       const MatmulData& d = matmul_data(n);
       std::vector<float> out(static_cast<size_t>(n * n));
@@ -807,20 +902,82 @@ void register_matmul() {
       meter.report(state);
       flops(state);
     });
-    add(c + "/tracejit", kMs, [n, flops](benchmark::State& state) {
+    add(c + "/tracejit", kMs, [n](benchmark::State& state) {
       const MatmulData& d = matmul_data(n);
-      jit_matmul()(d.aa, d.ba);
-      CpuMeter meter;
-      for (auto _ : state) {
-        Array c = jit_matmul()(d.aa, d.ba);
-        benchmark::DoNotOptimize(c);
-      }
-      meter.report(state);
-      flops(state);
+      time_matmul(state, d.aa, d.ba, 2.0 * static_cast<double>(n * n * n));
     });
     g_rows.push_back({"matmul " + std::to_string(n) + "x" + std::to_string(n) + " (vs naive ikj)",
                       c + "/cpp_ikj", c + "/tracejit"});
   }
+  // (64, 256, 256) @ (64, 256, 256): one batched kernel, the unbatched kernel called 64 times,
+  // and a hand-blocked loop.
+  const std::string c = "matmul/batched_64x256";
+  constexpr double kFlop = 2.0 * static_cast<double>(kBatch * kBatchSide * kBatchSide * kBatchSide);
+  auto flops = [](benchmark::State& state) { set_flops(state, kFlop); };
+  add(c + "/cpp_blocked", kMs, [flops](benchmark::State& state) {
+    const BatchedMatmulData& d = batched_matmul_data();
+    std::vector<float> out(d.a.size());
+    CpuMeter meter;
+    for (auto _ : state) {
+      batched_matmul_ref(d.a.data(), d.b.data(), out.data(), kBatch, kBatchSide);
+      benchmark::DoNotOptimize(out.data());
+      benchmark::ClobberMemory();
+    }
+    meter.report(state);
+    flops(state);
+  });
+  add(c + "/tracejit", kMs, [](benchmark::State& state) {
+    const BatchedMatmulData& d = batched_matmul_data();
+    time_matmul(state, d.aa, d.ba, kFlop);
+  });
+  add(c + "/tracejit_64_calls", kMs, [flops](benchmark::State& state) {
+    const BatchedMatmulData& d = batched_matmul_data();
+    jit_matmul()(d.a_each[0], d.b_each[0]);
+    CpuMeter meter;
+    for (auto _ : state) {
+      for (int64_t i = 0; i < kBatch; ++i) {
+        Array out = jit_matmul()(d.a_each[static_cast<size_t>(i)], d.b_each[static_cast<size_t>(i)]);
+        benchmark::DoNotOptimize(out);
+      }
+    }
+    meter.report(state);
+    flops(state);
+  });
+  g_rows.push_back({"batched matmul 64x256^3 (vs hand-blocked)", c + "/cpp_blocked", c + "/tracejit"});
+  g_rows.push_back({"batched matmul: 64 unbatched calls (vs blocked)", c + "/cpp_blocked",
+                    c + "/tracejit_64_calls"});
+  g_rows.push_back({"batched matmul: one kernel vs 64 calls", c + "/tracejit_64_calls", c + "/tracejit"});
+}
+
+// Per-example gradients of the seed's loss over 128 examples: jit(vmap(grad(loss))) against
+// the hand-written loop.
+void register_per_example() {
+  const std::string c = "per_example_grads/128";
+  add(c + "/cpp", [](benchmark::State& state) {
+    const RegressionData& d = regression_data(kTrainPoints);
+    std::vector<float> gw(kTrainPoints), gb(kTrainPoints);
+    CpuMeter meter;
+    for (auto _ : state) {
+      per_example_grads_ref({0.5f, 0.5f}, d.x.data(), d.y.data(), gw.data(), gb.data(), kTrainPoints);
+      benchmark::DoNotOptimize(gw.data());
+      benchmark::DoNotOptimize(gb.data());
+      benchmark::ClobberMemory();
+    }
+    meter.report(state);
+  });
+  add(c + "/tracejit", [](benchmark::State& state) {
+    const RegressionData& d = regression_data(kTrainPoints);
+    const Array x = tj::reshape(d.xa, {kTrainPoints}), y = tj::reshape(d.ya, {kTrainPoints});
+    const Params p = init_params();
+    jit_per_example_grads()(p, x, y);
+    CpuMeter meter;
+    for (auto _ : state) {
+      Params g = jit_per_example_grads()(p, x, y);
+      benchmark::DoNotOptimize(g);
+    }
+    meter.report(state);
+  });
+  g_rows.push_back({"per-example grads, 128 (jit(vmap(grad)))", c + "/cpp", c + "/tracejit"});
 }
 
 // Resident memory now, in kB (0 where /proc is missing).
@@ -1014,6 +1171,7 @@ int main(int argc, char** argv) {
                               "tanh(x)*2+exp(-x*x)");
   bench::register_reductions();
   bench::register_matmul();
+  bench::register_per_example();
   bench::register_compile();
 
   bench::SummaryReporter reporter;

@@ -157,21 +157,43 @@ std::pair<double, double> contracted(const tj::ir::Function& fn, const std::vect
 // With `settle` (programs with loops, whose carry maps compound their gains over the steps), a
 // direction along which D(t) and D(t/2) differ by more than kUnsettled of their size is not
 // resolved at these steps and is skipped (*skipped set): such quotients validate nothing.
+// A random direction in [-1, 1] per element of each leaf of x.
+using Direction = std::vector<std::vector<double>>;
+Direction random_direction(const DiffArgs& x, Rng& rng) {
+  Direction v;
+  for (const Array& leaf : tj::tree_leaves(x)) {
+    std::vector<double> vi(static_cast<size_t>(leaf.size()));
+    for (double& e : vi) e = rng.real(-1, 1);
+    v.push_back(std::move(vi));
+  }
+  return v;
+}
+
+// The same comparison for a directional derivative `ad` that AD gave along `v` (ad_mag: the
+// sum of the magnitudes of its terms, for the backward pass's rounding).
+std::string directional_along(const tj::ir::Function& fn, const DiffArgs& x, const OtherArgs& y,
+                              const std::vector<Array>& cts, const Direction& v, double ad,
+                              double ad_mag, bool settle, bool* skipped);
+
 std::string directional(const tj::ir::Function& fn, const DiffArgs& x, const OtherArgs& y,
                         const std::vector<Array>& cts, const std::vector<Array>& g, Rng& rng,
                         bool settle, bool* skipped) {
-  const std::vector<Array> xs = tj::tree_leaves(x);
-  std::vector<std::vector<double>> v;
+  const Direction v = random_direction(x, rng);
   double ad = 0, ad_mag = 0;
-  for (size_t i = 0; i < xs.size(); ++i) {
-    std::vector<double> gi = g[i].to_vector<double>(), vi(gi.size());
-    for (size_t j = 0; j < vi.size(); ++j) {
-      vi[j] = rng.real(-1, 1);
-      ad += gi[j] * vi[j];
-      ad_mag += std::fabs(gi[j] * vi[j]);
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::vector<double> gi = g[i].to_vector<double>();
+    for (size_t j = 0; j < gi.size(); ++j) {
+      ad += gi[j] * v[i][j];
+      ad_mag += std::fabs(gi[j] * v[i][j]);
     }
-    v.push_back(std::move(vi));
   }
+  return directional_along(fn, x, y, cts, v, ad, ad_mag, settle, skipped);
+}
+
+std::string directional_along(const tj::ir::Function& fn, const DiffArgs& x, const OtherArgs& y,
+                              const std::vector<Array>& cts, const Direction& v, double ad,
+                              double ad_mag, bool settle, bool* skipped) {
+  const std::vector<Array> xs = tj::tree_leaves(x);
   auto at = [&](double t) {
     std::vector<Array> in;
     for (size_t i = 0; i < xs.size(); ++i) {
@@ -220,6 +242,8 @@ class Checker {
         if (auto m = check_jit(ir.function())) return m;
       if (o.jit && wanted("passes"))
         if (auto m = check_passes(ir.function(), "f")) return m;
+      if (o.jit && wanted("vmap"))
+        if (auto m = check_vmap()) return m;
       cts_ = cotangents(p_, eager_);
       bool float_out = false;
       for (const Array& c : cts_) float_out = float_out || c.valid();
@@ -236,6 +260,8 @@ class Checker {
         if (auto m = check_fd()) return m;
       if (p_.smooth && wanted("hvp"))
         if (auto m = check_hvp()) return m;
+      if (p_.smooth && wanted("jvp"))
+        if (auto m = check_jvp()) return m;
     } catch (const TypeMismatch& e) {
       return fail("types", e.what());
     } catch (const std::exception& e) {
@@ -341,6 +367,132 @@ class Checker {
         !d.empty())
       return fail("hvp", absl::StrCat("grad(grad(f)) along a direction: ", d));
     stats_.fd_unsettled += skipped;
+    return std::nullopt;
+  }
+
+  // jvp of the f64 instance's contracted output along a random direction of x (y's tangents
+  // zero) against central differences along the same direction.
+  std::optional<Mismatch> check_jvp() {
+    stage_ = "jvp of the f64 instance";
+    const auto [x, y] = make_args(p_, DType::f64);
+    const std::vector<Array> cts = f64_cotangents();
+    LossFn loss{ProgramFn{program_, DType::f64}, cts};
+    SeededRng rng(p_.id * 0x2545F4914F6CDD1Dull + 7);
+    const Direction v = random_direction(x, rng);
+    std::vector<Array> tx;
+    const std::vector<Array> xs = tj::tree_leaves(x);
+    for (size_t i = 0; i < xs.size(); ++i)
+      tx.push_back(xs[i].weak_type() ? Array(v[i][0]) : tj::array(v[i], xs[i].shape()));
+    const DiffArgs tangent_x = tj::tree_unflatten<DiffArgs>(tj::tree_flatten(x).def, tx);
+    OtherArgs tangent_y;
+    for (const Array& a : y) tangent_y.push_back(tj::zeros_like(a));
+    const Array t = tj::jvp(loss, std::tuple{x, y}, std::tuple{tangent_x, tangent_y}).second;
+    const double ad = t.item<double>();
+    stage_ = "finite differences for jvp";
+    const tj::IR ir = tj::make_ir(ProgramFn{program_, DType::f64})(x, y);
+    ++stats_.jvp_directions;
+    bool skipped = false;
+    if (std::string d = directional_along(ir.function(), x, y, cts, v, ad, std::fabs(ad), loops_, &skipped);
+        !d.empty())
+      return fail("jvp", absl::StrCat("jvp along a direction: ", d));
+    stats_.fd_unsettled += skipped;
+    return std::nullopt;
+  }
+
+  // The program's arguments with fresh values, drawn from each input's range, for the
+  // arguments `fresh` names (the others, and inputs that may hold special values, keep theirs).
+  std::pair<DiffArgs, OtherArgs> lane_args(Rng& rng, const bool fresh[2]) const {
+    std::pair<DiffArgs, OtherArgs> args = make_args(p_);
+    std::vector<Array> xl = tj::tree_leaves(args.first);
+    size_t xi = 0, yi = 0;
+    for (const Node& n : p_.nodes) {
+      if (n.op != Op::kInput) continue;
+      Array& leaf = n.slot.arg == 1 ? args.second[yi++] : xl[xi++];
+      const Interval r = n.facts.range;
+      if (!fresh[n.slot.arg] || n.facts.special || !std::isfinite(r.lo) || !std::isfinite(r.hi)) continue;
+      std::vector<double> v(static_cast<size_t>(leaf.size()));
+      for (double& e : v)
+        e = tj::is_float(leaf.dtype()) ? rng.real(r.lo, r.hi)
+                                       : static_cast<double>(rng.uniform(static_cast<int64_t>(r.lo),
+                                                                         static_cast<int64_t>(r.hi)));
+      leaf = tj::astype(tj::array(v, leaf.shape()), leaf.dtype());
+    }
+    args.first = tj::tree_unflatten<DiffArgs>(tj::tree_flatten(args.first).def, xl);
+    return args;
+  }
+
+  // vmap(f) and jit(vmap(f)) over lanes of fresh argument values, mapped on random axes, against
+  // each lane's eager f within the kCompiledVsEager bounds. An argument with weakly typed
+  // leaves stays unmapped: its lanes would be strongly typed, another program.
+  std::optional<Mismatch> check_vmap() {
+    constexpr int64_t kLanes = 3;
+    stage_ = "vmap(f)";
+    SeededRng rng(p_.id * 0x9E3779B97F4A7C15ull + 29);
+    const std::vector<Array> arg_leaves[2] = {tj::tree_leaves(x_), y_};
+    std::optional<int> axes[2];
+    bool mappable[2];
+    for (int a = 0; a < 2; ++a) {
+      mappable[a] = !arg_leaves[a].empty() &&
+                    std::none_of(arg_leaves[a].begin(), arg_leaves[a].end(),
+                                 [](const Array& l) { return l.weak_type(); });
+      const int choice = static_cast<int>(rng.uniform(0, 2));
+      if (mappable[a] && choice > 0) axes[a] = choice == 1 ? 0 : -1;
+    }
+    if (!axes[0] && !axes[1]) {
+      const int a = mappable[0] ? 0 : mappable[1] ? 1 : -1;
+      if (a < 0) return std::nullopt;
+      axes[a] = 0;
+    }
+    const bool fresh[2] = {axes[0].has_value(), axes[1].has_value()};
+    std::vector<std::pair<DiffArgs, OtherArgs>> lanes;
+    for (int64_t b = 0; b < kLanes; ++b) lanes.push_back(lane_args(rng, fresh));
+    // Each leaf's lanes stacked at its argument's axis.
+    auto stacked = [&](int a, size_t i) {
+      std::vector<Array> parts;
+      for (const auto& l : lanes) {
+        const Array leaf = a == 0 ? tj::tree_leaves(l.first)[i] : l.second[i];
+        if (!axes[a]) return leaf;
+        Shape s = leaf.shape();
+        s.insert(*axes[a] == 0 ? s.begin() : s.end(), 1);
+        parts.push_back(tj::reshape(leaf, s));
+      }
+      return tj::concatenate(parts, *axes[a] == 0 ? 0 : -1);
+    };
+    std::vector<Array> bx, by;
+    for (size_t i = 0; i < arg_leaves[0].size(); ++i) bx.push_back(stacked(0, i));
+    for (size_t i = 0; i < arg_leaves[1].size(); ++i) by.push_back(stacked(1, i));
+    const DiffArgs batched_x = tj::tree_unflatten<DiffArgs>(tj::tree_flatten(x_).def, bx);
+    const int out_axis = rng.chance(0.5) ? 0 : -1;
+    auto vf = tj::vmap(f_, tj::VmapOptions{.in_axes = {axes[0], axes[1]}, .out_axes = out_axis});
+    const std::vector<Array> got = leaves(vf(batched_x, by));
+    stage_ = "jit(vmap(f))";
+    auto jvf = tj::jit(vf, kJitOptions);
+    const std::vector<Array> got_jit = leaves(jvf(batched_x, by));
+    stats_.compiles += jvf.stats().compiles;
+    ++stats_.vmap_programs;
+    for (int64_t b = 0; b < kLanes; ++b) {
+      stage_ = "the bounds of a lane of vmap(f)";
+      const auto& [lx, ly] = lanes[static_cast<size_t>(b)];
+      const tj::IR ir = tj::make_ir(f_)(lx, ly);
+      const std::vector<Bounded> want = eval_with_bounds(ir.function(), leaves(lx, ly), ErrorModel::kCompiledVsEager);
+      auto lane_of = [&](const std::vector<Array>& outs) {
+        std::vector<Array> lane;
+        for (const Array& o : outs) {
+          const int64_t axis = out_axis == 0 ? 0 : o.ndim() - 1;
+          tj::Axes starts(static_cast<size_t>(o.ndim()), 0), limits(o.shape().begin(), o.shape().end());
+          starts[static_cast<size_t>(axis)] = b;
+          limits[static_cast<size_t>(axis)] = b + 1;
+          Shape s = o.shape();
+          s.erase(s.begin() + axis);
+          lane.push_back(tj::reshape(tj::slice(o, starts, limits), s));
+        }
+        return lane;
+      };
+      const std::string what = absl::StrCat(" lane ", b, " (in_axes ", axes[0] ? absl::StrCat(*axes[0]) : "none",
+                                            ", ", axes[1] ? absl::StrCat(*axes[1]) : "none", ")");
+      if (auto m = compare("vmap", "vmap(f)" + what, lane_of(got), want, stats_)) return m;
+      if (auto m = compare("vmap", "jit(vmap(f))" + what, lane_of(got_jit), want, stats_)) return m;
+    }
     return std::nullopt;
   }
 

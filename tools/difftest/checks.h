@@ -11,6 +11,10 @@
 //           differences of grad(f) (smooth programs only).
 //   grad    grad(f) and value_and_grad(jit(f)) agree bit for bit (both eager); jit(grad(f))
 //           equals grad(f) within kCompiledVsEager bounds.
+//   jvp     jvp of the f64 instance along a random direction equals central differences along
+//           it (smooth programs only).
+//   vmap    vmap(f) and jit(vmap(f)) over three lanes of fresh inputs, mapped on random axes
+//           (in_axes and out_axes), equal eager f on each lane within kCompiledVsEager bounds.
 // Any exception tracejit throws on a generated (valid) program is a mismatch too.
 #include <cstdint>
 #include <optional>
@@ -28,7 +32,7 @@ struct CheckOptions {
 };
 
 struct Mismatch {
-  std::string check;  // jit, passes, fd, hvp, grad, types, exception
+  std::string check;  // jit, passes, vmap, fd, hvp, jvp, grad, types, exception
   std::string detail;
 };
 
@@ -40,6 +44,8 @@ struct CheckStats {
   int64_t fd_directions = 0;
   int64_t fd_unsettled = 0;  // directions skipped: differences unresolved (programs with loops)
   int64_t grad_programs = 0;
+  int64_t jvp_directions = 0;  // jvp checked against central differences
+  int64_t vmap_programs = 0;   // vmap(f) and jit(vmap(f)) checked against a loop over lanes
 };
 
 /// Runs the checks on `p`; the first disagreement, if any.

@@ -191,6 +191,13 @@ class Interpreter {
     bool unknown = false;  // compiled code may take another path
     switch (e.prim) {
       case Prim::kCall: out = sub(*p.regions[0], in); break;
+      case Prim::kCustomVjp: {  // runs its primal on the primal's consts and the arguments
+        const size_t nf = static_cast<size_t>(p.groups[0]);
+        std::vector<Valued> f_in(in.begin(), in.begin() + static_cast<ptrdiff_t>(nf));
+        f_in.insert(f_in.end(), in.begin() + static_cast<ptrdiff_t>(nf + p.groups[1] + p.groups[2]), in.end());
+        out = sub(*p.regions[0], f_in);
+        break;
+      }
       case Prim::kCond: {
         const int64_t n = static_cast<int64_t>(p.regions.size());
         const int64_t index = std::clamp<int64_t>(in[0].value.item<int32_t>(), 0, n - 1);
@@ -421,7 +428,7 @@ class Interpreter {
         return out;
       }
       case Prim::kDebugPrint: return out;
-      case Prim::kCall: case Prim::kCond: case Prim::kWhile: case Prim::kScan:
+      case Prim::kCall: case Prim::kCond: case Prim::kWhile: case Prim::kScan: case Prim::kCustomVjp:
         break;  // run() interprets them (region())
     }
     return std::vector<double>(n, kInf);

@@ -113,10 +113,11 @@ int run() {
       double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::cerr << absl::StrFormat(
           "[difftest] %d programs in %.1f s: %d compiles, %d elements compared, %d unknown, "
-          "%d gradient programs, %d finite-difference directions (%d unsettled), %d "
-          "mismatches\n",
+          "%d gradient programs, %d finite-difference directions (%d unsettled), %d jvp "
+          "directions, %d vmap programs, %d mismatches\n",
           checked, s, stats.compiles, stats.compared, stats.unknown, stats.grad_programs,
-          stats.fd_directions, stats.fd_unsettled, mismatches);
+          stats.fd_directions, stats.fd_unsettled, stats.jvp_directions, stats.vmap_programs,
+          mismatches);
     }
   }
   if (verbose) {
