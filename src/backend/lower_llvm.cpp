@@ -1140,42 +1140,54 @@ class Lowering {
     // Rows i run over all batches of a [..., m, k]; row i multiplies batch i / m of b.
     const Shape& as = fn_.type(a).shape;
     const int64_t m = as[as.size() - 2], k = as.back(), n = fn_.type(bm).shape.back();
-    const bool batched = as.size() > 2;
+    const bool batched = as.size() > 2 && m > 0;
     const bool f = is_float(d);
     // i-k-j: the j loop streams over rows of b and out, and vectorizes. k runs in blocks of
     // kb rows of b (about kMatmulBlockBytes), each reused by every row of this range while it is
     // in cache; every out[i, j] still sums its k terms in order, as the reference.
     const int64_t kb = std::clamp<int64_t>(kMatmulBlockBytes / std::max<int64_t>(1, n * dtype_size(d)),
                                            1, std::max<int64_t>(1, k));
-    loop(begin, end, [&](Value* i) {
-      Value* row = b_.CreateMul(i, i64(n), "", true, true);
-      loop(i64(0), i64(n), [&](Value* j) {
-        store(out, b_.CreateAdd(row, j, "", true, true), const_of(d, 0));
-      }, "j");
-    });
-    loop(i64(0), i64((k + kb - 1) / kb), [&](Value* block) {
-      Value* k0 = b_.CreateMul(block, i64(kb), "", true, true);
-      Value* k1 = b_.CreateBinaryIntrinsic(llvm::Intrinsic::smin, b_.CreateAdd(k0, i64(kb)), i64(k));
-      loop(begin, end, [&](Value* i) {
+    // Rows [lo, hi) of one batch (or of the unbatched product): zeroed, then k block by block.
+    auto rows = [&](Value* lo, Value* hi) {
+      loop(lo, hi, [&](Value* i) {
         Value* row = b_.CreateMul(i, i64(n), "", true, true);
-        Value* arow = b_.CreateMul(i, i64(k), "", true, true);
-        loop(k0, k1, [&](Value* kk) {
-          Value* x = eval(a, from_flat(b_.CreateAdd(arow, kk, "", true, true)));
-          Value* brow = b_.CreateMul(kk, i64(n), "", true, true);
-          if (batched)
-            brow = b_.CreateAdd(brow, b_.CreateMul(b_.CreateUDiv(i, i64(m)), i64(k * n), "", true, true),
-                                "", true, true);
-          loop(i64(0), i64(n), [&](Value* j) {
-            Value* o = b_.CreateAdd(row, j, "", true, true);
-            Value* y = eval(bm, from_flat(b_.CreateAdd(brow, j, "", true, true)));
-            Value* acc = load(out, o);
-            Value* sum = f ? float_op(b_.CreateFAdd(acc, float_op(b_.CreateFMul(x, y))))
-                           : b_.CreateAdd(acc, b_.CreateMul(x, y));
-            store(out, o, sum);
-          }, "j");
-        }, "k");
+        loop(i64(0), i64(n), [&](Value* j) {
+          store(out, b_.CreateAdd(row, j, "", true, true), const_of(d, 0));
+        }, "j");
       });
-    }, "kb");
+      loop(i64(0), i64((k + kb - 1) / kb), [&](Value* block) {
+        Value* k0 = b_.CreateMul(block, i64(kb), "", true, true);
+        Value* k1 = b_.CreateBinaryIntrinsic(llvm::Intrinsic::smin, b_.CreateAdd(k0, i64(kb)), i64(k));
+        loop(lo, hi, [&](Value* i) {
+          Value* row = b_.CreateMul(i, i64(n), "", true, true);
+          Value* arow = b_.CreateMul(i, i64(k), "", true, true);
+          Value* bbase = batched ? b_.CreateMul(b_.CreateUDiv(i, i64(m)), i64(k * n), "", true, true) : i64(0);
+          loop(k0, k1, [&](Value* kk) {
+            Value* x = eval(a, from_flat(b_.CreateAdd(arow, kk, "", true, true)));
+            Value* brow = b_.CreateAdd(bbase, b_.CreateMul(kk, i64(n), "", true, true), "", true, true);
+            loop(i64(0), i64(n), [&](Value* j) {
+              Value* o = b_.CreateAdd(row, j, "", true, true);
+              Value* y = eval(bm, from_flat(b_.CreateAdd(brow, j, "", true, true)));
+              Value* acc = load(out, o);
+              Value* sum = f ? float_op(b_.CreateFAdd(acc, float_op(b_.CreateFMul(x, y))))
+                             : b_.CreateAdd(acc, b_.CreateMul(x, y));
+              store(out, o, sum);
+            }, "j");
+          }, "k");
+        });
+      }, "kb");
+    };
+    if (!batched) return rows(begin, end);
+    // Batched: the range runs in tiles of one batch's rows, each through all its k blocks, so a
+    // tile of out stays in cache across them (one pass over all rows per block would stream the
+    // whole result once per block).
+    Value* t0 = b_.CreateUDiv(begin, i64(m));
+    Value* t1 = b_.CreateUDiv(b_.CreateAdd(end, i64(m - 1)), i64(m));
+    loop(t0, t1, [&](Value* t) {
+      Value* first = b_.CreateMul(t, i64(m), "", true, true);
+      rows(b_.CreateBinaryIntrinsic(llvm::Intrinsic::smax, begin, first),
+           b_.CreateBinaryIntrinsic(llvm::Intrinsic::smin, end, b_.CreateAdd(first, i64(m))));
+    }, "tile");
   }
 
   void lower_concatenate(const Kernel& kernel, Value* begin, Value* end) {
