@@ -71,6 +71,11 @@ GradLeaves grad_leaves(std::string_view op, const TracedFn& traced, const FlatAr
 std::vector<Array> check_cotangent(const TreeDef& out_def, const std::vector<Array>& outputs,
                                    const Flattened& cotangent);
 
+/// What f returns under has_aux: std::pair{loss, aux} (or a two-element tuple).
+template <class T> inline constexpr bool is_loss_and_aux_v = false;
+template <class A, class B> inline constexpr bool is_loss_and_aux_v<std::pair<A, B>> = true;
+template <class A, class B> inline constexpr bool is_loss_and_aux_v<std::tuple<A, B>> = true;
+
 /// The callable grad and value_and_grad return. kArgs are the differentiated arguments'
 /// indices (several: the gradients come as a std::tuple), or the single -1 when the index is
 /// given at run time (`arg_`). kHasAux: f returns std::pair{loss, aux}.
@@ -120,9 +125,10 @@ class GradFn {
       }
     };
     using Result = arrayified_t<result_t<F, Args...>>;
-    if constexpr (kHasAux) {
-      static_assert(is_tuple_like_v<Result> && std::tuple_size_v<Result> == 2,
+    if constexpr (kHasAux && !is_loss_and_aux_v<Result>) {
+      static_assert(dependent_false_v<Result>,
                     "tracejit: with tj::has_aux, f must return std::pair{loss, aux}");
+    } else if constexpr (kHasAux) {
       using Value = std::tuple_element_t<0, Result>;
       using Aux = std::tuple_element_t<1, Result>;
       Value value = tree_unflatten<Value>(TreeDef({TreeNode{}}), std::span<const Array>(&r.value, 1));

@@ -570,6 +570,12 @@ T tree_map(F&& fn, const T& tree, const Rest&... rest) {
 #define TRACEJIT_DETAIL_FOR_EACH_AGAIN() TRACEJIT_DETAIL_FOR_EACH_STEP
 #define TRACEJIT_DETAIL_FIELD(T, f) \
   , ::tracejit::detail::struct_field<T, decltype(T::f)>(#f, &T::f)
+// The hook that argument-dependent lookup finds: the struct's name and the listed fields.
+#define TRACEJIT_DETAIL_STRUCT_HOOK(hook, Type, ...)                                        \
+  inline auto hook(const Type*) {                                                           \
+    return ::tracejit::detail::struct_info(                                                 \
+        #Type TRACEJIT_DETAIL_FOR_EACH(TRACEJIT_DETAIL_FIELD, Type, __VA_ARGS__));           \
+  }
 
 /// Registers a struct as a pytree node whose children are the listed fields, in that order
 /// (list them in declaration order to get JAX's leaf order):
@@ -581,10 +587,7 @@ T tree_map(F&& fn, const T& tree, const Rest&... rest) {
 /// hook it defines there). Fields may be any pytrees, registered structs included; the struct
 /// needs a default constructor to be rebuilt by tree_unflatten and by transformations.
 #define TRACEJIT_PYTREE(Type, ...)                                                          \
-  inline auto tracejit_pytree_fields(const Type*) {                                         \
-    return ::tracejit::detail::struct_info(                                                 \
-        #Type TRACEJIT_DETAIL_FOR_EACH(TRACEJIT_DETAIL_FIELD, Type, __VA_ARGS__));           \
-  }                                                                                         \
+  TRACEJIT_DETAIL_STRUCT_HOOK(tracejit_pytree_fields, Type, __VA_ARGS__)                    \
   static_assert(::std::is_class_v<Type>, "TRACEJIT_PYTREE registers a struct or class")
 
 /// Declares fields of a struct registered with TRACEJIT_PYTREE that are not arrays (JAX's aux
@@ -598,8 +601,5 @@ T tree_map(F&& fn, const T& tree, const Rest&... rest) {
 ///
 /// The fields need == and absl::Hash; flattening throws TypeError otherwise.
 #define TRACEJIT_PYTREE_STATIC(Type, ...)                                                   \
-  inline auto tracejit_pytree_static_fields(const Type*) {                                  \
-    return ::tracejit::detail::struct_info(                                                 \
-        #Type TRACEJIT_DETAIL_FOR_EACH(TRACEJIT_DETAIL_FIELD, Type, __VA_ARGS__));           \
-  }                                                                                         \
+  TRACEJIT_DETAIL_STRUCT_HOOK(tracejit_pytree_static_fields, Type, __VA_ARGS__)             \
   static_assert(::std::is_class_v<Type>, "TRACEJIT_PYTREE_STATIC names fields of a struct")
