@@ -17,6 +17,7 @@
 #include "backend/fusion.h"
 #include "ir/ir.h"
 #include "ir/region_utils.h"
+#include "trace/trace_state.h"
 #include "base/array_impl.h"
 #include "tracejit/detail/trace.h"
 #include "tracejit/control_flow.h"
@@ -413,7 +414,8 @@ TEST(BackendLowering, CannotLowerIsAnErrorNotWrongCode) {
 
 TEST(BackendLowering, IntegerEdgeSemantics) {
   auto fn = trace({T(DType::i32, {6}), T(DType::i32, {6})}, [](std::vector<Array> x) {
-    return std::vector<Array>{x[0] / x[1], x[0] << x[1], x[0] >> x[1], x[0] + x[1], x[0] * x[1]};
+    // The div primitive (tj's `/` would divide the integers in f32).
+    return std::vector<Array>{tj::detail::bind1(tj::ir::Prim::kDiv, {x[0], x[1]}), x[0] << x[1], x[0] >> x[1], x[0] + x[1], x[0] * x[1]};
   });
   std::vector<double> a = {7, -2147483648.0, 5, -8, 2147483647.0, -1};
   std::vector<double> b = {0, -1, 32, 40, 2, 31};

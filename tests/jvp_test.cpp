@@ -35,7 +35,7 @@ constexpr double kEps = 1e-6;
 constexpr double kTolF64 = 1e-6;
 constexpr double kTolF32 = 1e-4;
 
-double dot(const Array& a, const Array& b) {
+double inner(const Array& a, const Array& b) {
   return tj::sum(tj::astype(a, DType::f64) * tj::astype(b, DType::f64)).item<double>();
 }
 
@@ -87,8 +87,8 @@ TEST_P(JvpRuleTest, IsTheTransposeOfTheVjp) {
   auto [out2, vjp_fn] = tj::vjp(rc.f, xs64_);
   const std::vector<Array> cts = std::get<0>(vjp_fn(c));
   double rhs = 0;
-  for (size_t i = 0; i < cts.size(); ++i) rhs += dot(ts64_[i], cts[i]);
-  EXPECT_NEAR(dot(tout, c), rhs, 1e-10 * std::max(1.0, std::abs(rhs))) << rc.name;
+  for (size_t i = 0; i < cts.size(); ++i) rhs += inner(ts64_[i], cts[i]);
+  EXPECT_NEAR(inner(tout, c), rhs, 1e-10 * std::max(1.0, std::abs(rhs))) << rc.name;
 }
 
 TEST_P(JvpRuleTest, JittedEqualsEager) {

@@ -29,6 +29,7 @@
 
 #include "absl/strings/str_split.h"
 #include "trace/trace_state.h"
+#include "promotion_mode.h"
 #include "tracejit/tracejit.h"
 
 namespace tj = tracejit;
@@ -139,7 +140,10 @@ std::vector<Case> ArrayOpCases() {
   cases.push_back(
       Expect<tj::TypeError>("MulMixedDtypes", {"[mul]", "f32[2]", "f64[2]", "tj::astype"}, [] {
         auto mul = tj::jit([](const Array& a, const Array& b) { return a * b; });
-        return Probe{[=] { mul(F({2}), tj::zeros({2}, DType::f64)); },
+        return Probe{[=] {
+                       StrictPromotion strict;
+                       mul(F({2}), tj::zeros({2}, DType::f64));
+                     },
                      [=] {
                        ExpectFloats(mul(Floats({2, 3}), Floats({4, 5})), {2}, {8, 15});
                        ExpectCompiledOnce(mul);
@@ -149,6 +153,7 @@ std::vector<Case> ArrayOpCases() {
       Expect<tj::TypeError>("CompareMixedDtypes", {"[lt]", "i32[2]", "f32[2]", "tj::astype"}, [] {
         auto lt = tj::jit([](const Array& a, const Array& b) { return a < b; });
         return Probe{[=] {
+                       StrictPromotion strict;
                        lt(Ints({1, 5}), Floats({3, 2}));
                      },
                      [=] {
@@ -305,6 +310,7 @@ std::vector<Case> ArrayOpCases() {
       "ConcatenateDtypes", {"[concatenate]", "f32[2]", "i32[2]", "tj::astype"}, [] {
         auto cat = tj::jit([](const Array& a, const Array& b) { return tj::concatenate({a, b}); });
         return Probe{[=] {
+                       StrictPromotion strict;
                        cat(F({2}), Ints({1, 2}));
                      },
                      [=] {

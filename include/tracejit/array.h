@@ -17,10 +17,19 @@ namespace detail {
 struct ArrayImpl;
 }
 
+class ArrayAt;
+
 class Array {
  public:
   /// An empty handle (as in a default-constructed struct field); any operation on it throws.
   Array();
+  Array(const Array&) = default;
+  Array(Array&&) noexcept = default;
+  /// Assignment rebinds a named array only: `x[0] = 123` (an assignment to a temporary, which
+  /// would change nothing) does not compile. Use x.at(0).set(123) for a functional update.
+  Array& operator=(const Array&) & = default;
+  Array& operator=(Array&&) & noexcept = default;
+  ~Array() = default;
   /// A 0-d array from a C++ scalar: float→f32, double→f64, int→i32, uint32_t→u32, bool→bool.
   /// Such arrays are weakly typed, as Python scalars are in JAX: combined with an array they
   /// take its dtype (`x * 2` stays f32, `n + 1` on an i32 stays i32).
@@ -74,6 +83,14 @@ class Array {
 
   /// Row i along axis 0 (negative counts from the end); throws IndexError when out of range.
   Array operator[](int64_t i) const;
+  /// JAX's x.at[i]: functional updates of row i along axis 0 (`x.at(1).set(0)` returns a new
+  /// array; x is unchanged). i is an int or an i32 Array, negative counting from the end; an
+  /// index out of range updates nothing, as JAX's default mode.
+  ArrayAt at(const Array& index) const;
+
+  /// Returns the array: calls are synchronous, so there is nothing to wait for (eases ports of
+  /// JAX code, where x.block_until_ready() is common).
+  Array block_until_ready() const { return *this; }
 
   /// JAX's str(): NumPy formatting, e.g. `[0.5 1.  2. ]`.
   std::string str() const;
@@ -90,6 +107,23 @@ class Array {
 };
 
 std::ostream& operator<<(std::ostream& os, const Array& a);
+
+/// What Array::at returns: each method gives the updated array.
+class ArrayAt {
+ public:
+  ArrayAt(Array array, Array index) : array_(std::move(array)), index_(std::move(index)) {}
+  /// Row i replaced by v (broadcast to the row's shape, converted to the array's dtype).
+  Array set(const Array& v) const;
+  Array add(const Array& v) const;
+  Array multiply(const Array& v) const;
+  Array min(const Array& v) const;
+  Array max(const Array& v) const;
+  /// Row i itself (x.at[i].get()).
+  Array get() const;
+
+ private:
+  Array array_, index_;
+};
 
 namespace detail {
 Array array_from_data(DType dtype, const void* data, int64_t count, const Shape& shape);

@@ -20,6 +20,18 @@ bool is_float(DType d);
 bool is_integer(DType d);  // i32 and u32
 std::ostream& operator<<(std::ostream& os, DType d);
 
+/// How operations that take several arrays treat different dtypes (JAX's
+/// jax_numpy_dtype_promotion). standard: they promote as jnp.promote_types does (bool < u32,
+/// i32 < f32 < f64; an integer with a float gives the float; i32 with u32 gives i32, as JAX
+/// without x64). strict: two arrays of different dtypes are a TypeError that says to use
+/// tj::astype. In both, a C++ scalar takes the array's dtype unless its kind is higher.
+enum class DTypePromotion : uint8_t { standard, strict };
+/// Sets the mode for every thread; part of jit's cache key, so jitted functions follow it.
+void set_dtype_promotion(DTypePromotion mode);
+DTypePromotion dtype_promotion();
+/// jnp.promote_types: the dtype two arrays of these dtypes promote to in standard mode.
+DType promote_types(DType a, DType b);
+
 /// Dimensions of an array, outermost first; `{}` is a scalar.
 using Shape = absl::InlinedVector<int64_t, 4>;
 

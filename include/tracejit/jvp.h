@@ -47,8 +47,8 @@ auto jvp(F&& f, const std::tuple<Primals...>& primals, const std::tuple<Tangents
   detail::FlatArgs flat = detail::flatten_tuple(primals);
   detail::FlatArgs tflat = detail::flatten_tuple(tangents);
   detail::check_tangents(flat, tflat);
-  detail::TracedFn traced =
-      detail::trace_fn<Primals...>(f, detail::default_function_name(typeid(Fn).name()), flat);
+  detail::TracedFn traced = detail::trace_fn<Primals...>(
+      f, detail::default_function_name(typeid(Fn).name()), flat, detail::TraceInputs::kWithValues);
   detail::JvpLeaves r = detail::jvp_leaves(traced, flat, tflat);
   return std::pair<Out, Out>(tree_unflatten<Out>(traced.out_def, r.outs),
                              tree_unflatten<Out>(traced.out_def, r.tangents));

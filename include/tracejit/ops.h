@@ -3,6 +3,8 @@
 // dtype conversions of weakly typed scalars, and binds primitives: evaluated at once outside a
 // trace, recorded as IR equations inside one. All are differentiable where the maths is.
 #include <cstdint>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tracejit/array.h"
@@ -74,6 +76,55 @@ Array matmul(const Array& a, const Array& b);
 /// The half-open box [starts, limits) of `a`.
 Array slice(const Array& a, const Axes& starts, const Axes& limits);
 Array concatenate(const std::vector<Array>& arrays, int64_t axis = 0);
+
+// The wider jnp surface (API.md, "The wider surface that ports of JAX code meet first"). All
+// are compositions of the primitives above, differentiable where jnp's are.
+
+/// jnp.stack: the arrays (one shape, dtypes promoted) along a new axis.
+Array stack(const std::vector<Array>& arrays, int64_t axis = 0);
+/// The n x n identity matrix.
+Array eye(int64_t n, DType dtype = DType::f32);
+/// Rounding to integral values, half to even (jnp.round); the identity on integer arrays.
+/// Their derivative is zero, as in JAX.
+Array round(const Array& a);
+Array floor(const Array& a);
+Array ceil(const Array& a);
+/// minimum(maximum(a, lo), hi).
+Array clip(const Array& a, const Array& lo, const Array& hi);
+/// The minimum over `axes` (every axis without them).
+Array min(const Array& a);
+Array min(const Array& a, const Axes& axes);
+/// i32 index of the first maximum (minimum) along `axis`, NaN counting as the maximum (and the
+/// minimum), as jnp; without an axis, of the flattened array.
+Array argmax(const Array& a, int64_t axis);
+Array argmax(const Array& a);
+Array argmin(const Array& a, int64_t axis);
+Array argmin(const Array& a);
+/// jnp.dot: the product of scalars, the inner product of vectors, matmul of matrices, and
+/// for N-d the sum over a's last axis and b's second to last.
+Array dot(const Array& a, const Array& b);
+/// jnp.tensordot: contracts a's last n axes with b's first n.
+Array tensordot(const Array& a, const Array& b, int n = 2);
+/// jnp.tensordot with explicit axis lists: a's axes.first[i] with b's axes.second[i].
+Array tensordot(const Array& a, const Array& b, const std::pair<Axes, Axes>& axes);
+/// jnp.einsum over any number of operands, in the explicit ("ij,jk->ik") or implicit ("ij,jk")
+/// form; pairs are contracted left to right, as matmuls where no label is shared and kept.
+Array einsum(std::string_view spec, const std::vector<Array>& operands);
+template <class... Arrays>
+Array einsum(std::string_view spec, const Array& a, const Arrays&... rest) {
+  return einsum(spec, std::vector<Array>{a, Array(rest)...});
+}
+/// Elements start, start + step, ... below stop along `axis` (static; negative start and stop
+/// count from the end, and both are clamped into range as Python slices are; step >= 1).
+Array slice(const Array& a, int64_t axis, int64_t start, int64_t stop, int64_t step = 1);
+/// Elements of `a` at integer `indices` along `axis`: the result has a's shape with that axis
+/// replaced by indices' shape. Out-of-range indices are clamped (jnp's mode='clip').
+Array take(const Array& a, const Array& indices, int64_t axis);
+/// A window of `sizes` at `starts` (one i32 scalar per axis, traced or not; C++ ints convert),
+/// each start clamped so that the window fits, as lax.dynamic_slice.
+Array dynamic_slice(const Array& a, const std::vector<Array>& starts, const Shape& sizes);
+/// `a` with `update` written at `starts` (clamped so that it fits), as lax.dynamic_update_slice.
+Array dynamic_update_slice(const Array& a, const Array& update, const std::vector<Array>& starts);
 
 // Types.
 Array astype(const Array& a, DType dtype);

@@ -8,7 +8,11 @@
 // and records its shape as a TreeDef: a pre-order list of nodes, cheap to compare and hash,
 // which jit uses in its cache keys.
 #include <array>
+#include <concepts>
 #include <cstddef>
+#include <memory>
+#include <sstream>
+#include <typeinfo>
 #include <cstdint>
 #include <map>
 #include <ostream>
@@ -20,17 +24,106 @@
 #include <utility>
 #include <vector>
 
+#include "absl/hash/hash.h"
 #include "tracejit/array.h"
 #include "tracejit/dtype.h"
 #include "tracejit/error.h"
 
 namespace tracejit {
 
+/// A jit argument passed through as a C++ value (JAX's static_argnums): it has no leaves, its
+/// value is part of the TreeDef and so of jit's cache key (a new value traces again, and
+/// explain_retraces shows the change), and the traced function reads it as `.value`. T needs
+/// `==` and absl::Hash (an AbslHashValue friend); flattening a Static<T> of a T without them
+/// throws TypeError.
+template <class T>
+struct Static {
+  T value;
+};
+
+/// One step of a leaf's path, as JAX's key entries: a struct field (GetAttrKey, `.weight`), an
+/// element of a std::vector or std::array (SequenceKey, `[0]`), of a tuple or pair (also
+/// `[0]` in JAX; `<0>` in C++ messages), or a std::map entry (DictKey, `['lr']`).
+struct KeyEntry {
+  enum class Kind : uint8_t { kField, kIndex, kTupleIndex, kKey };
+  Kind kind = Kind::kIndex;
+  std::string name;  // kField, kKey
+  size_t index = 0;  // kIndex, kTupleIndex
+  bool operator==(const KeyEntry&) const = default;
+};
+using KeyPath = std::vector<KeyEntry>;
+
+/// JAX's keystr: `.weight`, `[0]`, `['lr']`, concatenated (`.layers[1]['w']`); "" for the root.
+std::string keystr(const KeyPath& path);
+
 namespace detail {
+
+/// Non-array data kept in a TreeDef node (JAX's aux data): a Static value, or the fields that
+/// TRACEJIT_PYTREE_STATIC names, compared, hashed and printed through this interface.
+class AuxData {
+ public:
+  virtual ~AuxData() = default;
+  virtual bool equals(const AuxData& other) const = 0;
+  virtual size_t hash() const = 0;
+  /// One string per value: the value itself for a Static, one per static field for a struct.
+  virtual std::vector<std::string> strs() const = 0;
+};
+
+template <class T> inline constexpr bool is_std_tuple_v = false;
+template <class... Ts> inline constexpr bool is_std_tuple_v<std::tuple<Ts...>> = true;
+
+/// A value as text for TreeDef printing: with operator<< where it has one, strings quoted.
+template <class T>
+std::string aux_value_str(const T& v) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    return "'" + v + "'";
+  } else if constexpr (requires(std::ostream& os) { os << v; }) {
+    std::ostringstream os;
+    os << v;
+    return os.str();
+  } else {
+    std::ostringstream os;
+    os << "#" << std::hex << absl::Hash<T>{}(v);
+    return os.str();
+  }
+}
+
+template <class T>
+class AuxValue final : public AuxData {
+ public:
+  explicit AuxValue(T v) : value(std::move(v)) {}
+  bool equals(const AuxData& other) const override {
+    const auto* o = dynamic_cast<const AuxValue*>(&other);
+    return o != nullptr && o->value == value;
+  }
+  size_t hash() const override { return absl::Hash<T>{}(value); }
+  std::vector<std::string> strs() const override {
+    if constexpr (is_std_tuple_v<T>)
+      return std::apply([](const auto&... e) { return std::vector<std::string>{aux_value_str(e)...}; }, value);
+    else
+      return {aux_value_str(value)};
+  }
+  T value;
+};
+
+template <class T>
+concept AuxCapable = std::equality_comparable<T> && std::is_default_constructible_v<absl::Hash<T>>;
+
+/// Throws the TypeError of a static value whose type lacks == or absl::Hash.
+[[noreturn]] void raise_unhashable_static(std::string_view what, const char* type_name);
+
+template <class T>
+std::shared_ptr<const AuxData> make_aux(const T& v, std::string_view what) {
+  if constexpr (AuxCapable<T>)
+    return std::make_shared<const AuxValue<T>>(v);
+  else
+    raise_unhashable_static(what, typeid(T).name());
+}
 
 /// The kinds of pytree node. std::pair is a two-element kTuple; an arithmetic value and an
 /// Array are both a kLeaf (JAX treats both as leaves, and both flatten to an Array).
-enum class NodeKind : uint8_t { kLeaf, kTuple, kArray, kVector, kMap, kStruct };
+/// kStatic is a tj::Static<T>: no children, its value in `aux`.
+enum class NodeKind : uint8_t { kLeaf, kTuple, kArray, kVector, kMap, kStruct, kStatic };
 
 /// One node of a TreeDef, in pre-order. Children follow their parent directly.
 struct TreeNode {
@@ -44,11 +137,20 @@ struct TreeNode {
   std::string_view type_key;
   /// kMap: the keys in std::map order; kStruct: the field names as registered.
   std::vector<std::string> keys;
+  /// kStatic: the value; kStruct: the TRACEJIT_PYTREE_STATIC fields' values (else null).
+  std::shared_ptr<const AuxData> aux;
+  /// kStruct: the TRACEJIT_PYTREE_STATIC field names.
+  std::vector<std::string_view> static_keys;
 
-  friend bool operator==(const TreeNode&, const TreeNode&) = default;
+  friend bool operator==(const TreeNode& a, const TreeNode& b) {
+    return a.kind == b.kind && a.arity == b.arity && a.type_key == b.type_key &&
+           a.keys == b.keys && a.static_keys == b.static_keys &&
+           (a.aux == b.aux || (a.aux && b.aux && a.aux->equals(*b.aux)));
+  }
   template <class H>
   friend H AbslHashValue(H h, const TreeNode& n) {
-    return H::combine(std::move(h), n.kind, n.arity, n.type_key, n.keys);
+    return H::combine(std::move(h), n.kind, n.arity, n.type_key, n.keys,
+                      n.aux ? n.aux->hash() : size_t{0});
   }
 };
 
@@ -121,6 +223,16 @@ constexpr StructInfo<Fields...> struct_info(std::string_view name, Fields... fie
 /// must happen in the namespace that declares the struct.
 template <class T>
 concept RegisteredStruct = requires(const T* p) { tracejit_pytree_fields(p); };
+/// A registered struct with TRACEJIT_PYTREE_STATIC fields.
+template <class T>
+concept HasStaticFields = RegisteredStruct<T> && requires(const T* p) { tracejit_pytree_static_fields(p); };
+
+/// The static fields' values of x as a std::tuple.
+template <class T>
+auto static_values(const T& x) {
+  const auto info = tracejit_pytree_static_fields(static_cast<const T*>(nullptr));
+  return std::apply([&](const auto&... f) { return std::tuple{(x.*(f.member))...}; }, info.fields);
+}
 
 /// A string unique to T: the compiler's spelling of this instantiation, which names T fully.
 /// (std::source_location would do, but clang before 15 lacks it with libstdc++.)
@@ -142,6 +254,8 @@ template <class T> inline constexpr bool is_std_array_v = false;
 template <class T, size_t N> inline constexpr bool is_std_array_v<std::array<T, N>> = true;
 template <class T> inline constexpr bool is_vector_v = false;
 template <class T> inline constexpr bool is_vector_v<std::vector<T>> = true;
+template <class T> inline constexpr bool is_static_v = false;
+template <class T> inline constexpr bool is_static_v<Static<T>> = true;
 template <class T> inline constexpr bool is_string_map_v = false;
 template <class T> inline constexpr bool is_string_map_v<std::map<std::string, T>> = true;
 
@@ -149,7 +263,7 @@ template <class T>
 inline constexpr bool is_leaf_v = std::is_same_v<T, Array> || std::is_arithmetic_v<T>;
 
 template <class T>
-struct IsPytree : std::bool_constant<is_leaf_v<T> || RegisteredStruct<T>> {};
+struct IsPytree : std::bool_constant<is_leaf_v<T> || RegisteredStruct<T> || is_static_v<T>> {};
 template <class T>
 inline constexpr bool is_pytree_v = IsPytree<std::remove_cvref_t<T>>::value;
 template <class... Ts>
@@ -194,6 +308,9 @@ struct Arrayified<std::map<std::string, T>> {
   using type = std::map<std::string, arrayified_t<T>>;
 };
 
+/// Each leaf's path as key entries, in leaf order (tree_flatten_with_path).
+std::vector<KeyPath> leaf_key_paths(const TreeDef& def);
+
 /// Each leaf's path in C++ terms, in leaf order: `.weight` (struct field), `[2]` (vector or
 /// std::array element), `["key"]` (map entry), `<0>` (tuple element, as std::get<0>),
 /// `.layers[1]["w"]` when nested; a tree that is a single leaf has the path "".
@@ -223,9 +340,16 @@ void flatten_into(const T& x, std::vector<Array>& leaves, std::vector<TreeNode>*
       node->name = info.name;
       node->type_key = type_key<T>();
       std::apply([&](const auto&... f) { (node->keys.emplace_back(f.name), ...); }, info.fields);
+      if constexpr (HasStaticFields<T>) {
+        const auto sinfo = tracejit_pytree_static_fields(static_cast<const T*>(nullptr));
+        std::apply([&](const auto&... f) { (node->static_keys.push_back(f.name), ...); }, sinfo.fields);
+        node->aux = make_aux(static_values(x), info.name);
+      }
     }
     std::apply([&](const auto&... f) { (flatten_into(x.*(f.member), leaves, nodes), ...); },
                info.fields);
+  } else if constexpr (is_static_v<T>) {
+    if (TreeNode* node = add_node(NodeKind::kStatic, 0)) node->aux = make_aux(x.value, "Static");
   } else if constexpr (is_tuple_like_v<T>) {
     add_node(NodeKind::kTuple, std::tuple_size_v<T>);
     std::apply([&](const auto&... e) { (flatten_into(e, leaves, nodes), ...); }, x);
@@ -259,6 +383,8 @@ struct UnflattenCursor {
 /// message.
 const TreeNode& take_node(UnflattenCursor& c, NodeKind kind, int64_t arity,
                           std::string_view type_key = {}, std::string_view name = {});
+/// Throws the TreeError of tree_unflatten when a node lacks the static values of the target.
+[[noreturn]] void throw_missing_aux(const TreeDef& def, std::string_view name);
 /// Throws the TreeError of tree_unflatten when the TreeDef and the leaves differ in number.
 [[noreturn]] void throw_leaf_count_mismatch(const TreeDef& def, size_t num_leaves);
 /// Throws the TreeError of tree_map when tree `index` (0 is the first) differs from tree 0.
@@ -281,9 +407,19 @@ T unflatten_from(UnflattenCursor& c) {
                   "tracejit: tree_unflatten builds a registered struct by default-constructing "
                   "it and assigning its fields; give it a default constructor");
     const auto info = tracejit_pytree_fields(static_cast<const T*>(nullptr));
-    take_node(c, NodeKind::kStruct, std::tuple_size_v<decltype(info.fields)>, type_key<T>(),
-              info.name);
+    const TreeNode& node = take_node(c, NodeKind::kStruct, std::tuple_size_v<decltype(info.fields)>,
+                                     type_key<T>(), info.name);
     T out{};
+    if constexpr (HasStaticFields<T>) {
+      // The static fields come back from the TreeDef (a node of this type always has them).
+      using Values = decltype(static_values(out));
+      const auto* aux = dynamic_cast<const AuxValue<Values>*>(node.aux.get());
+      if (aux == nullptr) throw_missing_aux(c.def, info.name);
+      const auto sinfo = tracejit_pytree_static_fields(static_cast<const T*>(nullptr));
+      [&]<size_t... I>(std::index_sequence<I...>) {
+        ((out.*(std::get<I>(sinfo.fields).member) = std::get<I>(aux->value)), ...);
+      }(std::make_index_sequence<std::tuple_size_v<Values>>());
+    }
     std::apply(
         [&](const auto&... f) {
           ((out.*(f.member) =
@@ -292,6 +428,12 @@ T unflatten_from(UnflattenCursor& c) {
         },
         info.fields);
     return out;
+  } else if constexpr (is_static_v<T>) {
+    const TreeNode& node = take_node(c, NodeKind::kStatic, 0);
+    using V = decltype(T::value);
+    const auto* aux = dynamic_cast<const AuxValue<V>*>(node.aux.get());
+    if (aux == nullptr) throw_missing_aux(c.def, "Static");
+    return T{aux->value};
   } else if constexpr (is_tuple_like_v<T>) {
     take_node(c, NodeKind::kTuple, std::tuple_size_v<T>);
     // Braced initialisation evaluates its elements left to right, i.e. in leaf order.
@@ -336,6 +478,18 @@ Flattened tree_flatten(const T& tree) {
   std::vector<detail::TreeNode> nodes;
   detail::flatten_into<std::remove_cvref_t<T>>(tree, out.leaves, &nodes);
   out.def = TreeDef(std::move(nodes));
+  return out;
+}
+
+/// Each leaf with its path from the root, in leaf order (jax.tree_util.tree_flatten_with_path).
+template <class T>
+std::vector<std::pair<KeyPath, Array>> tree_flatten_with_path(const T& tree) {
+  Flattened flat = tree_flatten(tree);
+  std::vector<KeyPath> paths = detail::leaf_key_paths(flat.def);
+  std::vector<std::pair<KeyPath, Array>> out;
+  out.reserve(flat.leaves.size());
+  for (size_t i = 0; i < flat.leaves.size(); ++i)
+    out.emplace_back(std::move(paths[i]), std::move(flat.leaves[i]));
   return out;
 }
 
@@ -416,6 +570,12 @@ T tree_map(F&& fn, const T& tree, const Rest&... rest) {
 #define TRACEJIT_DETAIL_FOR_EACH_AGAIN() TRACEJIT_DETAIL_FOR_EACH_STEP
 #define TRACEJIT_DETAIL_FIELD(T, f) \
   , ::tracejit::detail::struct_field<T, decltype(T::f)>(#f, &T::f)
+// The hook that argument-dependent lookup finds: the struct's name and the listed fields.
+#define TRACEJIT_DETAIL_STRUCT_HOOK(hook, Type, ...)                                        \
+  inline auto hook(const Type*) {                                                           \
+    return ::tracejit::detail::struct_info(                                                 \
+        #Type TRACEJIT_DETAIL_FOR_EACH(TRACEJIT_DETAIL_FIELD, Type, __VA_ARGS__));           \
+  }
 
 /// Registers a struct as a pytree node whose children are the listed fields, in that order
 /// (list them in declaration order to get JAX's leaf order):
@@ -427,8 +587,19 @@ T tree_map(F&& fn, const T& tree, const Rest&... rest) {
 /// hook it defines there). Fields may be any pytrees, registered structs included; the struct
 /// needs a default constructor to be rebuilt by tree_unflatten and by transformations.
 #define TRACEJIT_PYTREE(Type, ...)                                                          \
-  inline auto tracejit_pytree_fields(const Type*) {                                         \
-    return ::tracejit::detail::struct_info(                                                 \
-        #Type TRACEJIT_DETAIL_FOR_EACH(TRACEJIT_DETAIL_FIELD, Type, __VA_ARGS__));           \
-  }                                                                                         \
+  TRACEJIT_DETAIL_STRUCT_HOOK(tracejit_pytree_fields, Type, __VA_ARGS__)                    \
   static_assert(::std::is_class_v<Type>, "TRACEJIT_PYTREE registers a struct or class")
+
+/// Declares fields of a struct registered with TRACEJIT_PYTREE that are not arrays (JAX's aux
+/// data): they are kept in the TreeDef, compared and hashed with it (so they are part of jit's
+/// cache key, and a change traces again), printed in it, and restored by tree_unflatten. Use it
+/// after TRACEJIT_PYTREE, at the same namespace scope:
+///
+///   struct Layer { tj::Array w; float scale; std::string name; };
+///   TRACEJIT_PYTREE(Layer, w);
+///   TRACEJIT_PYTREE_STATIC(Layer, scale, name);
+///
+/// The fields need == and absl::Hash; flattening throws TypeError otherwise.
+#define TRACEJIT_PYTREE_STATIC(Type, ...)                                                   \
+  TRACEJIT_DETAIL_STRUCT_HOOK(tracejit_pytree_static_fields, Type, __VA_ARGS__)             \
+  static_assert(::std::is_class_v<Type>, "TRACEJIT_PYTREE_STATIC names fields of a struct")

@@ -17,3 +17,5 @@
 #include "tracejit/random.h"
 #include "tracejit/debug.h"
 #include "tracejit/control_flow.h"
+#include "tracejit/nn.h"
+#include "tracejit/check_grads.h"

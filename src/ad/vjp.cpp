@@ -162,12 +162,23 @@ void check_grad_argument(std::string_view op, const FlatArgs& flat, size_t argnu
 }
 
 GradLeaves grad_leaves(std::string_view op, const TracedFn& traced, const FlatArgs& flat,
-                       size_t argnum) {
+                       std::span<const size_t> argnums, bool has_aux) {
   const ir::Function& fn = *traced.traced.fn;
-  if (fn.outputs.size() != 1 || traced.out_def.nodes().size() != 1)
+  const std::vector<TreeNode>& nodes = traced.out_def.nodes();
+  GradLeaves r;
+  if (has_aux) {
+    // std::pair{loss, aux}: a two-element tuple node, the loss leaf, then aux's nodes.
+    if (nodes.size() < 2 || nodes[0].kind != NodeKind::kTuple || nodes[0].arity != 2 ||
+        nodes[1].kind != NodeKind::kLeaf)
+      raise<TreeError>(op, "with tj::has_aux, f must return std::pair{loss, aux} with a single "
+                       "array loss, got ", traced.out_def.str());
+    r.aux_def = TreeDef(std::vector<TreeNode>(nodes.begin() + 2, nodes.end()));
+  } else if (fn.outputs.size() != 1 || nodes.size() != 1) {
     raise<ShapeError>(op, "needs a scalar float output, got a pytree with ", fn.outputs.size(),
                       " leaves, ", traced.out_def.str(),
-                      "; use tj::vjp for functions with several outputs");
+                      "; use tj::vjp for functions with several outputs, or tj::has_aux to "
+                      "return auxiliary data beside the loss");
+  }
   const ir::Type& out = fn.type(fn.outputs[0]);
   if (!is_float(out.dtype))
     raise<TypeError>(op, "needs a scalar float output, got ", ir::type_str(out),
@@ -176,14 +187,18 @@ GradLeaves grad_leaves(std::string_view op, const TracedFn& traced, const FlatAr
     raise<ShapeError>(op, "needs a scalar float output, got ", ir::type_str(out),
                       "; use tj::vjp for non-scalar outputs");
   std::vector<bool> wrt(flat.leaves.size(), false);
-  for (size_t i = flat.offsets[argnum]; i < flat.offsets[argnum + 1]; ++i) wrt[i] = true;
+  for (size_t n : argnums)
+    for (size_t i = flat.offsets[n]; i < flat.offsets[n + 1]; ++i) wrt[i] = true;
   VjpTape tape(traced.traced, flat.leaves, std::move(wrt));
-  const Array& value = tape.outputs()[0];
-  Array seed[] = {ones({}, out.dtype)};
+  r.value = tape.outputs()[0];
+  r.aux.assign(tape.outputs().begin() + 1, tape.outputs().end());
+  std::vector<Array> seed(tape.outputs().size());
+  seed[0] = ones({}, out.dtype);
   std::vector<Array> in_cts = tape.backward(seed);
-  return {value,
-          std::vector<Array>(in_cts.begin() + static_cast<ptrdiff_t>(flat.offsets[argnum]),
-                             in_cts.begin() + static_cast<ptrdiff_t>(flat.offsets[argnum + 1]))};
+  for (size_t n : argnums)
+    r.grads.emplace_back(in_cts.begin() + static_cast<ptrdiff_t>(flat.offsets[n]),
+                         in_cts.begin() + static_cast<ptrdiff_t>(flat.offsets[n + 1]));
+  return r;
 }
 
 std::vector<Array> check_cotangent(const TreeDef& out_def, const std::vector<Array>& outputs,

@@ -14,6 +14,9 @@ const ArrayImpl& concrete_impl(const Array& a, std::string_view op) {
   const ArrayImpl& impl = impl_of(a, op);
   if (impl.is_tracer()) {
     if (!impl.trace->active()) raise_leak(impl, op);
+    // Under grad, vjp or jvp outside jit, a value computed from concrete inputs has one.
+    if (impl.trace->on_this_thread())
+      if (const ArrayImpl* known = impl.trace->known_value(impl.var)) return *known;
     raise<ConcretizationError>(
         op, "needs a concrete value, but got a tracer ", ir::type_str(impl.type),
         " inside the trace of '", impl.trace->name(),

@@ -5,6 +5,7 @@
 
 #include "base/errors.h"
 #include "base/array_impl.h"
+#include "base/promotion.h"
 #include "trace/trace_state.h"
 #include "tracejit/ops.h"
 
@@ -13,10 +14,8 @@ namespace {
 
 using ir::Prim;
 
-int kind(DType d) { return d == DType::bool_ ? 0 : is_integer(d) ? 1 : 2; }
-
 // A weakly typed value of dtype `from` may take dtype `to` (jnp.result_type of the two is `to`).
-bool weak_promotes(DType from, DType to) { return kind(from) <= kind(to); }
+bool weak_promotes(DType from, DType to) { return weak_promotes_to(from, to); }
 
 std::string leaf_str(const AbstractLeaf& l) { return type_str(l.dtype, l.shape); }
 

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "base/errors.h"
 #include "base/array_impl.h"
+#include "base/promotion.h"
 #include "trace/eager.h"
 #include "trace/trace_state.h"
 
@@ -27,53 +28,28 @@ std::string types_str(std::initializer_list<const Array*> xs) {
   });
 }
 
-int dtype_kind(DType d) { return d == DType::bool_ ? 0 : is_integer(d) ? 1 : 2; }
-
-// Converts `a` to `dtype`, keeping its weak bit: concrete values are converted on the host, so
-// a C++ scalar enters the IR as a literal of the right dtype, as in JAX's jaxprs.
-Array convert_weak(const Array& a, DType dtype) {
+// Converts `a` to `to.dtype`, weak when `a` or `to` is: concrete values are converted on the
+// host, so a C++ scalar enters the IR as a literal of the right dtype, as in JAX's jaxprs.
+Array convert_weak(const Array& a, detail::WeakDType to) {
   const detail::ArrayImpl& impl = *a.impl();
-  if (impl.type.dtype == dtype) return a;
+  if (impl.type.dtype == to.dtype) return a;
+  const bool weak = impl.type.weak || to.weak;
   if (impl.is_tracer())
-    return bind1(Prim::kConvert, {a}, ir::Params{.dtype = dtype, .weak_type = impl.type.weak});
-  ir::Type t{dtype, impl.type.shape, impl.type.weak};
-  ir::Type strong{dtype, impl.type.shape, false};
+    return bind1(Prim::kConvert, {a}, ir::Params{.dtype = to.dtype, .weak_type = weak});
+  ir::Type strong{to.dtype, impl.type.shape, false};
   Array in[] = {a};
   ir::Type out_type[] = {strong};
-  Array out = detail::eval_eager(Prim::kConvert, in, ir::Params{.dtype = dtype}, out_type)[0];
-  out.impl()->type = t;
+  Array out = detail::eval_eager(Prim::kConvert, in, ir::Params{.dtype = to.dtype}, out_type)[0];
+  out.impl()->type.weak = weak;
   return out;
 }
+Array convert_weak(const Array& a, DType dtype) { return convert_weak(a, {dtype, false}); }
 
-// The common dtype of operands under JAX's weak typing: strong dtypes must agree; a weakly
-// typed operand (a C++ scalar) takes the strong operands' dtype unless its kind is higher
-// (a float scalar with an i32 array gives f32, as in JAX).
-DType common_dtype(std::string_view op, std::span<const Array> xs) {
-  std::optional<DType> strong;
-  const Array* strong_arg = nullptr;
-  for (const Array& x : xs) {
-    const ir::Type& t = x.impl()->type;
-    if (t.weak) continue;
-    if (strong && *strong != t.dtype)
-      raise<TypeError>(op, "operands have different dtypes: ", types_str({strong_arg, &x}),
-                       "; convert one with tj::astype(x, tj::DType::", dtype_name(*strong), ")");
-    strong = t.dtype;
-    strong_arg = &x;
-  }
-  DType weak_max = DType::bool_;
-  bool any_weak = false;
-  for (const Array& x : xs) {
-    const ir::Type& t = x.impl()->type;
-    if (!t.weak) continue;
-    if (!any_weak || dtype_kind(t.dtype) > dtype_kind(weak_max) ||
-        (t.dtype == DType::f64 && weak_max == DType::f32))
-      weak_max = t.dtype;
-    any_weak = true;
-  }
-  if (!strong) return weak_max;
-  if (any_weak && dtype_kind(weak_max) > dtype_kind(*strong))
-    return dtype_kind(weak_max) == 2 ? DType::f32 : DType::i32;
-  return *strong;
+// The dtype operands are promoted to (base/promotion.h: JAX's table, or strict mode's error).
+detail::WeakDType common_dtype(std::string_view op, std::span<const Array> xs) {
+  absl::InlinedVector<const base::Type*, 4> types;
+  for (const Array& x : xs) types.push_back(&x.impl()->type);
+  return detail::result_type(op, types);
 }
 
 // Widens `out` by NumPy's rule to take `s`; false where a dimension
@@ -119,7 +95,7 @@ Array broadcast_to_shape(const Array& a, const Shape& shape) {
 std::vector<Array> prepare(std::string_view op, std::initializer_list<Array> args) {
   std::vector<Array> xs(args);
   for (const Array& x : xs) impl_of(x, op);
-  DType d = common_dtype(op, xs);
+  detail::WeakDType d = common_dtype(op, xs);
   Shape shape = broadcast_shapes(op, xs);
   for (Array& x : xs) x = broadcast_to_shape(convert_weak(x, d), shape);
   return xs;
@@ -187,7 +163,13 @@ Array arange(int64_t n, DType dtype) {
 
 Array operator+(const Array& a, const Array& b) { return binary(Prim::kAdd, "add", a, b); }
 Array operator*(const Array& a, const Array& b) { return binary(Prim::kMul, "mul", a, b); }
-Array operator/(const Array& a, const Array& b) { return binary(Prim::kDiv, "div", a, b); }
+Array operator/(const Array& a, const Array& b) {
+  // True division, as jnp.true_divide: integer and bool operands divide in f32.
+  std::vector<Array> xs = prepare("div", {a, b});
+  if (!is_float(xs[0].dtype()))
+    for (Array& x : xs) x = convert_weak(x, DType::f32);
+  return bind1(Prim::kDiv, xs);
+}
 Array operator-(const Array& a) { return bind1(Prim::kNeg, {a}); }
 Array operator-(const Array& a, const Array& b) {
   std::vector<Array> xs = prepare("sub", {a, b});
@@ -220,10 +202,8 @@ Array sign(const Array& a) { return bind1(Prim::kSign, {a}); }
 Array square(const Array& a) { return a * a; }
 Array pow(const Array& a, const Array& b) {
   std::vector<Array> xs = prepare("pow", {a, b});
-  if (!is_float(xs[0].dtype())) {
-    xs[0] = astype(xs[0], DType::f32);
-    xs[1] = astype(xs[1], DType::f32);
-  }
+  if (!is_float(xs[0].dtype()))
+    for (Array& x : xs) x = convert_weak(x, DType::f32);
   return bind1(Prim::kPow, xs);
 }
 Array maximum(const Array& a, const Array& b) { return binary(Prim::kMax, "max", a, b); }
@@ -304,7 +284,7 @@ Array matmul(const Array& a, const Array& b) {
   if (a.ndim() == 0 || b.ndim() == 0)
     raise<ShapeError>("matmul", "takes operands of rank 1 or more, got ", types_str({&a, &b}),
                       "; use * for scalars");
-  DType d = common_dtype("matmul", std::vector<Array>{a, b});
+  detail::WeakDType d = common_dtype("matmul", std::vector<Array>{a, b});
   Array x = convert_weak(a, d), y = convert_weak(b, d);
   // NumPy's 1-d rules: a vector on the left is a row, on the right a column; its axis is
   // dropped from the result.
@@ -356,7 +336,7 @@ Array concatenate(const std::vector<Array>& arrays, int64_t axis) {
     raise<IndexError>("concatenate", "axis ", axis, " is out of range for ",
                       ir::type_str(arrays[0].impl()->type), "; axes of a rank-", rank,
                       " array run from ", -rank, " to ", rank - 1);
-  DType d = common_dtype("concatenate", arrays);
+  detail::WeakDType d = common_dtype("concatenate", arrays);
   std::vector<Array> xs;
   for (const Array& x : arrays) xs.push_back(convert_weak(x, d));
   if (xs.size() == 1) return xs[0];

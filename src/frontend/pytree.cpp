@@ -44,6 +44,17 @@ size_t print_subtree(const std::vector<TreeNode>& nodes, size_t i, std::string& 
     case NodeKind::kStruct:
       children(detail::cat(node.name, "("), ")",
                [&](size_t k) { return detail::cat(node.keys[k], "="); });
+      if (node.aux) {
+        // The static fields, after the array fields: `Layer(w=*)[scale=0.5]`.
+        const std::vector<std::string> values = node.aux->strs();
+        out += "[";
+        for (size_t k = 0; k < values.size(); ++k)
+          out += detail::cat(k > 0 ? ", " : "", node.static_keys[k], "=", values[k]);
+        out += "]";
+      }
+      break;
+    case NodeKind::kStatic:
+      out += detail::cat("Static(", node.aux ? node.aux->strs()[0] : "", ")");
       break;
   }
   return i;
@@ -55,36 +66,60 @@ std::string subtree_str(const std::vector<TreeNode>& nodes, size_t i) {
   return out;
 }
 
-// The path step from a node to its child k, as leaf_paths spells it.
-std::string child_step(const TreeNode& node, size_t k) {
+// The key entry from a node to its child k.
+KeyEntry child_key(const TreeNode& node, size_t k) {
+  using Kind = KeyEntry::Kind;
   switch (node.kind) {
-    case NodeKind::kLeaf: break;
-    case NodeKind::kTuple: return detail::cat("<", k, ">");
+    case NodeKind::kLeaf:
+    case NodeKind::kStatic: break;
+    case NodeKind::kTuple: return {Kind::kTupleIndex, "", k};
     case NodeKind::kVector:
-    case NodeKind::kArray: return detail::cat("[", k, "]");
-    case NodeKind::kMap: return detail::cat("[\"", absl::CEscape(node.keys[k]), "\"]");
-    case NodeKind::kStruct: return detail::cat(".", node.keys[k]);
+    case NodeKind::kArray: return {Kind::kIndex, "", k};
+    case NodeKind::kMap: return {Kind::kKey, node.keys[k], 0};
+    case NodeKind::kStruct: return {Kind::kField, node.keys[k], 0};
   }
   TJ_CHECK(false, "a leaf has no children");
 }
 
+// A path in C++ terms, as messages and retrace explanations spell it: `<0>` for a tuple
+// element (std::get<0>), `["key"]` for a map entry.
+std::string cpp_path(const KeyPath& path) {
+  std::string out;
+  for (const KeyEntry& e : path) {
+    switch (e.kind) {
+      case KeyEntry::Kind::kField: out += detail::cat(".", e.name); break;
+      case KeyEntry::Kind::kIndex: out += detail::cat("[", e.index, "]"); break;
+      case KeyEntry::Kind::kTupleIndex: out += detail::cat("<", e.index, ">"); break;
+      case KeyEntry::Kind::kKey: out += detail::cat("[\"", absl::CEscape(e.name), "\"]"); break;
+    }
+  }
+  return out;
+}
+
 // Calls visit(index, path) for the subtree at nodes[i] in pre-order; returns the index after it.
-size_t walk(const std::vector<TreeNode>& nodes, size_t i, const std::string& path,
-            absl::FunctionRef<void(size_t, const std::string&)> visit) {
+size_t walk(const std::vector<TreeNode>& nodes, size_t i, KeyPath& path,
+            absl::FunctionRef<void(size_t, const KeyPath&)> visit) {
   const size_t self = i++;
   visit(self, path);
-  for (size_t k = 0; k < nodes[self].arity; ++k)
-    i = walk(nodes, i, detail::cat(path, child_step(nodes[self], k)), visit);
+  for (size_t k = 0; k < nodes[self].arity; ++k) {
+    path.push_back(child_key(nodes[self], k));
+    i = walk(nodes, i, path, visit);
+    path.pop_back();
+  }
   return i;
+}
+
+void walk(const TreeDef& def, absl::FunctionRef<void(size_t, const KeyPath&)> visit) {
+  KeyPath path;
+  if (!def.nodes().empty()) walk(def.nodes(), 0, path, visit);
 }
 
 // "the root" or "`.layers[1]`", for messages.
 std::string where(const TreeDef& def, size_t index) {
   std::string found;
-  if (!def.nodes().empty())
-    walk(def.nodes(), 0, "", [&](size_t i, const std::string& path) {
-      if (i == index) found = path;
-    });
+  walk(def, [&](size_t i, const KeyPath& path) {
+    if (i == index) found = cpp_path(path);
+  });
   return found.empty() ? "the root" : detail::cat("`", found, "`");
 }
 
@@ -110,6 +145,7 @@ std::string describe(NodeKind kind, int64_t arity, std::string_view name,
                             absl::StrAppend(out, "'", absl::CEscape(k), "'");
                           }));
     case NodeKind::kStruct: return detail::cat("struct ", name);
+    case NodeKind::kStatic: return "a tj::Static value";
   }
   TJ_CHECK(false, "unknown node kind");
 }
@@ -131,15 +167,46 @@ std::string TreeDef::str() const {
 
 std::ostream& operator<<(std::ostream& os, const TreeDef& def) { return os << def.str(); }
 
+std::string keystr(const KeyPath& path) {
+  std::string out;
+  for (const KeyEntry& e : path) {
+    switch (e.kind) {
+      case KeyEntry::Kind::kField: out += detail::cat(".", e.name); break;
+      case KeyEntry::Kind::kIndex:
+      case KeyEntry::Kind::kTupleIndex: out += detail::cat("[", e.index, "]"); break;
+      case KeyEntry::Kind::kKey: out += detail::cat("['", absl::CEscape(e.name), "']"); break;
+    }
+  }
+  return out;
+}
+
 namespace detail {
 
-std::vector<std::string> leaf_paths(const TreeDef& def) {
-  std::vector<std::string> paths;
-  if (def.nodes().empty()) return paths;
-  walk(def.nodes(), 0, "", [&](size_t i, const std::string& path) {
+std::vector<KeyPath> leaf_key_paths(const TreeDef& def) {
+  std::vector<KeyPath> paths;
+  walk(def, [&](size_t i, const KeyPath& path) {
     if (def.nodes()[i].kind == NodeKind::kLeaf) paths.push_back(path);
   });
   return paths;
+}
+
+std::vector<std::string> leaf_paths(const TreeDef& def) {
+  std::vector<std::string> paths;
+  for (const KeyPath& p : leaf_key_paths(def)) paths.push_back(cpp_path(p));
+  return paths;
+}
+
+void raise_unhashable_static(std::string_view what, const char* type_name) {
+  raise<TypeError>("pytree", what, " holds a value of type ", type_name,
+                   " without == or absl::Hash, so it cannot be part of a TreeDef (nor of jit's "
+                   "cache key); give the type an operator== and an AbslHashValue friend, or pass "
+                   "the value as an array");
+}
+
+void throw_missing_aux(const TreeDef& def, std::string_view name) {
+  raise<TreeError>("tree_unflatten", "the TreeDef ", def.str(), " lacks the static values of ",
+                   name, " (or holds values of another type); unflatten with the type that was "
+                   "flattened");
 }
 
 const TreeNode& take_node(UnflattenCursor& c, NodeKind kind, int64_t arity,

@@ -8,19 +8,20 @@
 namespace tracejit::detail {
 
 size_t SignatureHash::operator()(const Signature& s) const {
-  size_t h = absl::HashOf(s.defs, s.leaves.size(), s.threefry_partitionable);
+  size_t h = absl::HashOf(s.defs, s.leaves.size(), s.threefry_partitionable, s.promotion);
   for (const ir::Type& t : s.leaves) h = absl::HashOf(h, t);
   return h;
 }
 
 size_t SignatureHash::operator()(const SignatureView& v) const {
-  size_t h = absl::HashOf(v.args->defs, v.args->leaves.size(), v.threefry_partitionable);
+  size_t h = absl::HashOf(v.args->defs, v.args->leaves.size(), v.threefry_partitionable, v.promotion);
   for (const Array& a : v.args->leaves) h = absl::HashOf(h, impl_of(a, "jit").type);
   return h;
 }
 
 bool SignatureEq::operator()(const SignatureView& v, const Signature& s) const {
-  if (v.threefry_partitionable != s.threefry_partitionable || v.args->defs != s.defs ||
+  if (v.threefry_partitionable != s.threefry_partitionable || v.promotion != s.promotion ||
+      v.args->defs != s.defs ||
       v.args->leaves.size() != s.leaves.size())
     return false;
   for (size_t i = 0; i < s.leaves.size(); ++i)
@@ -28,10 +29,10 @@ bool SignatureEq::operator()(const SignatureView& v, const Signature& s) const {
   return true;
 }
 
-SignatureView view_of(const FlatArgs& args) { return {&args, random::threefry_partitionable()}; }
+SignatureView view_of(const FlatArgs& args) { return {&args, random::threefry_partitionable(), dtype_promotion()}; }
 
 Signature signature_of(const FlatArgs& args) {
-  Signature s{args.defs, {}, random::threefry_partitionable()};
+  Signature s{args.defs, {}, random::threefry_partitionable(), dtype_promotion()};
   s.leaves.reserve(args.leaves.size());
   for (const Array& a : args.leaves) s.leaves.push_back(impl_of(a, "jit").type);
   return s;
@@ -68,6 +69,11 @@ std::vector<std::string> signature_diff(const Signature& old_sig, const Signatur
     diffs.push_back(absl::StrCat("threefry scheme: ",
                                  old_sig.threefry_partitionable ? "partitionable" : "original", " -> ",
                                  new_sig.threefry_partitionable ? "partitionable" : "original"));
+  if (old_sig.promotion != new_sig.promotion) {
+    auto name = [](DTypePromotion p) { return p == DTypePromotion::strict ? "strict" : "standard"; };
+    diffs.push_back(absl::StrCat("dtype promotion: ", name(old_sig.promotion), " -> ",
+                                 name(new_sig.promotion)));
+  }
   if (old_sig.defs.size() > new_sig.defs.size())
     diffs.push_back(absl::StrCat("number of arguments: ", old_sig.defs.size(), " -> ", new_sig.defs.size()));
   return diffs;

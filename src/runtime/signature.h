@@ -10,11 +10,13 @@
 namespace tracejit::detail {
 
 /// What selects a compiled executable: the arguments' structure and leaf types, and the global
-/// settings that tracing reads (the threefry scheme decides which IR random draws record).
+/// settings that tracing reads (the threefry scheme decides which IR random draws record, the
+/// dtype promotion mode which conversions ops insert, or whether they throw).
 struct Signature {
   std::vector<TreeDef> defs;
   std::vector<ir::Type> leaves;
   bool threefry_partitionable = true;
+  DTypePromotion promotion = DTypePromotion::standard;
   bool operator==(const Signature&) const = default;
 };
 
@@ -23,6 +25,7 @@ struct Signature {
 struct SignatureView {
   const FlatArgs* args;
   bool threefry_partitionable;
+  DTypePromotion promotion;
 };
 
 /// Hashes and compares both forms alike, so the cache can be searched with a view.

@@ -41,7 +41,8 @@ std::string readable_name(const std::string& full) {
   constexpr std::string_view kGrad = "tracejit::detail::GradFn<";
   if (full.starts_with(kGrad)) {
     std::vector<std::string> args = template_args(full, kGrad.size());
-    const bool with_value = args.size() == 3 && args[2] == "true";
+    // GradFn<F, kWithValue, kHasAux, kArgs...>.
+    const bool with_value = args.size() >= 2 && args[1] == "true";
     return (with_value ? "value_and_grad_" : "grad_") + readable_name(args[0]);
   }
   // Parenthesized parts (parameter lists, "(anonymous namespace)") say nothing useful.

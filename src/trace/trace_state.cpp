@@ -41,10 +41,100 @@ Array TraceState::make_tracer(ir::VarId v) {
   return Array(std::move(impl));
 }
 
-Array TraceState::new_input(const ir::Type& type) {
+Array TraceState::new_input(const ir::Type& type, const Array* value) {
   ir::VarId v = fn_.new_var(type);
   fn_.inputs.push_back(v);
+  if (value != nullptr) {
+    has_values_ = true;
+    known_.emplace(v, *value);
+  }
   return make_tracer(v);
+}
+
+namespace {
+
+// Runs `fn` with this thread's trace stack set aside: binds inside it evaluate eagerly.
+template <class F>
+auto without_traces(F&& fn) {
+  std::vector<std::shared_ptr<TraceState>> saved;
+  saved.swap(t_stack);
+  struct Restore {
+    std::vector<std::shared_ptr<TraceState>>& saved;
+    ~Restore() { saved.swap(t_stack); }
+  } restore{saved};
+  return fn();
+}
+
+// The concrete impl behind `a`: itself, or the known value of an enclosing trace's tracer.
+const ArrayImpl* resolve(const Array& a) {
+  const ArrayImpl& impl = *a.impl();
+  if (!impl.is_tracer()) return &impl;
+  if (!impl.trace->active() || !impl.trace->on_this_thread()) return nullptr;
+  return impl.trace->known_value(impl.var);
+}
+
+}  // namespace
+
+const ArrayImpl* TraceState::known_value(ir::VarId root) {
+  if (!has_values_) return nullptr;
+  for (; eqns_indexed_ < fn_.eqns.size(); ++eqns_indexed_)
+    for (ir::VarId o : fn_.eqns[eqns_indexed_].out) defining_eqn_.emplace(o, eqns_indexed_);
+  // Depth-first over the defining equations, with an explicit stack (chains can be long).
+  std::vector<ir::VarId> stack{root};
+  while (!stack.empty()) {
+    const ir::VarId v = stack.back();
+    if (known_.contains(v) || unknown_.contains(v)) {
+      stack.pop_back();
+      continue;
+    }
+    auto c = std::find(fn_.const_vars.begin(), fn_.const_vars.end(), v);
+    if (c != fn_.const_vars.end()) {
+      known_.emplace(v, const_arrays_[static_cast<size_t>(c - fn_.const_vars.begin())]);
+      continue;
+    }
+    auto cap = std::find(fn_.captures.begin(), fn_.captures.end(), v);
+    auto def = defining_eqn_.find(v);
+    if (cap != fn_.captures.end() || def == defining_eqn_.end()) {
+      // A captured value of an enclosing trace has the value that trace knows; an input
+      // without a given value has none.
+      if (cap != fn_.captures.end())
+        known_.emplace(v, captured_[static_cast<size_t>(cap - fn_.captures.begin())]);
+      else
+        unknown_.insert(v);
+      continue;
+    }
+    const ir::Eqn& eqn = fn_.eqns[def->second];
+    bool ready = true, missing = false;
+    for (ir::VarId in : eqn.in) {
+      if (unknown_.contains(in)) missing = true;
+      if (!known_.contains(in) && !unknown_.contains(in)) {
+        stack.push_back(in);
+        ready = false;
+      }
+    }
+    if (!ready) continue;
+    stack.pop_back();
+    std::vector<Array> ins;
+    for (ir::VarId in : eqn.in) {
+      const ArrayImpl* k = missing ? nullptr : resolve(known_.at(in));
+      if (k == nullptr) {
+        missing = true;
+        break;
+      }
+      ins.push_back(Array(std::make_shared<ArrayImpl>(*k)));
+    }
+    if (missing) {
+      for (ir::VarId o : eqn.out) unknown_.insert(o);
+      continue;
+    }
+    std::vector<ir::Type> out_types;
+    for (ir::VarId o : eqn.out) out_types.push_back(fn_.type(o));
+    std::vector<Array> outs =
+        without_traces([&] { return eval_eager(eqn.prim, ins, eqn.params, out_types); });
+    for (size_t i = 0; i < eqn.out.size(); ++i) known_.emplace(eqn.out[i], outs[i]);
+  }
+  if (unknown_.contains(root)) return nullptr;
+  return resolve(known_.at(root));
 }
 
 ir::VarId TraceState::var_for(const Array& a, std::string_view op) {
@@ -102,6 +192,10 @@ Traced TraceState::finish(const std::vector<Array>& outputs) {
   lifted_.clear();
   recorded_.clear();
   const_arrays_.clear();
+  known_.clear();
+  defining_eqn_.clear();
+  unknown_.clear();
+  has_values_ = false;
   return result;
 }
 
@@ -186,6 +280,11 @@ TraceScope::~TraceScope() { pop_trace(state_); }
 
 Array TraceScope::new_input(DType dtype, const Shape& shape, bool weak) {
   return state_->new_input(ir::Type{dtype, shape, weak});
+}
+
+Array TraceScope::new_input_with_value(const Array& value) {
+  const ArrayImpl& impl = impl_of(value, "trace");
+  return state_->new_input(impl.type, &value);
 }
 
 Traced TraceScope::finish(const std::vector<Array>& outputs) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "ir/ir.h"
 #include "tracejit/detail/trace.h"
@@ -24,7 +25,14 @@ class TraceState : public std::enable_shared_from_this<TraceState> {
     fn_.name = std::move(name);
   }
 
-  Array new_input(const ir::Type& type);
+  /// A fresh input. With `value` (a concrete array, or a tracer of an enclosing trace), the
+  /// input stands for that value: grad, vjp and jvp outside jit trace this way, so that values
+  /// computed only from such inputs stay concrete (known_value).
+  Array new_input(const ir::Type& type, const Array* value = nullptr);
+  /// The concrete value of `v` when it follows from inputs with values, constants and captured
+  /// values that have one: computed on demand (eagerly, outside any trace) and kept. Null when
+  /// it depends on an input without a value (a jit argument).
+  const ArrayImpl* known_value(ir::VarId v);
   std::vector<Array> bind(ir::Prim prim, std::span<const Array> in, const ir::Params& params);
   /// The variable that stands for `a` in this trace, lifting concrete arrays to constants and
   /// tracers of enclosing traces to captures.
@@ -52,6 +60,13 @@ class TraceState : public std::enable_shared_from_this<TraceState> {
   // Concrete arrays and outer tracers already lifted, by identity. The Arrays themselves are
   // kept alive by const_arrays_ and captured_, so the pointers stay unique.
   absl::flat_hash_map<const ArrayImpl*, ir::VarId> lifted_;
+  // known_value: values given for inputs or computed so far, by variable; which equation
+  // defines each variable (filled up to eqns_indexed_); variables known to have no value.
+  bool has_values_ = false;
+  absl::flat_hash_map<ir::VarId, Array> known_;
+  absl::flat_hash_map<ir::VarId, size_t> defining_eqn_;
+  size_t eqns_indexed_ = 0;
+  absl::flat_hash_set<ir::VarId> unknown_;
   // Hash-consing: an equation already recorded with the same operands and parameters.
   absl::flat_hash_map<ir::EqnKey, absl::InlinedVector<ir::VarId, 1>> recorded_;
 };

@@ -213,10 +213,17 @@ class Evaluator {
         Array x = a(0);
         Array y = n.scalar ? scalar_for(x.dtype(), *n.scalar) : a(1);
         if (n.scalar_first) std::swap(x, y);
-        if (n.op == Op::kPow) x = promoted(x), y = promoted(y);
+        // pow and / compute integers in f32, and an integer meeting a weak float gives f32:
+        // the f64 instance converts the integers to f64 first.
+        if (n.op == Op::kPow || n.op == Op::kDiv || is_float(x.dtype()) != is_float(y.dtype()))
+          x = promoted(x), y = promoted(y);
         return binary(n.op, x, y);
       }
-      case Op::kWhere: return tj::where(a(0), a(1), a(2));
+      case Op::kWhere: {
+        Array x = a(1), y = a(2);
+        if (is_float(x.dtype()) != is_float(y.dtype())) x = promoted(x), y = promoted(y);
+        return tj::where(a(0), x, y);
+      }
       case Op::kSum: return n.all_axes ? tj::sum(a(0)) : tj::sum(a(0), n.axes);
       case Op::kMean:
         return n.all_axes ? tj::mean(promoted(a(0))) : tj::mean(promoted(a(0)), n.axes);

@@ -295,15 +295,17 @@ class Generator {
     });
   }
 
-  // A second operand for `a`: an existing value of the same kind whose shape broadcasts, or a
-  // new input shaped to broadcast with it.
+  // A second operand for `a`: an existing value whose shape broadcasts, or a new input shaped
+  // to broadcast with it. Mostly of a's dtype; in a third of the cases any dtype, which the
+  // operation promotes (JAX's standard promotion).
   int partner(int a) {
     if (a < 0) return -1;
     const Facts fa = facts(a);
+    const bool mix = rng_.chance(0.3);
     auto fits = [&](const Facts& f) {
-      if (dtype_kind(f.dtype) != dtype_kind(fa.dtype)) return false;
-      if (!f.weak && !fa.weak && f.dtype != fa.dtype) return false;
-      if (f.weak && fa.weak && f.dtype != fa.dtype) return false;
+      if (!mix && dtype_kind(f.dtype) != dtype_kind(fa.dtype)) return false;
+      if (!mix && !f.weak && !fa.weak && f.dtype != fa.dtype) return false;
+      if (!mix && f.weak && fa.weak && f.dtype != fa.dtype) return false;
       size_t r = std::max(f.shape.size(), fa.shape.size());
       for (size_t i = 0; i < r; ++i) {
         int64_t x = i < r - f.shape.size() ? 1 : f.shape[i - (r - f.shape.size())];
@@ -316,7 +318,7 @@ class Generator {
       int b = pick(fits);
       if (b >= 0) return b;
     }
-    DType d = fa.weak ? float_if(fa.dtype) : fa.dtype;
+    DType d = mix ? random_dtype() : fa.weak ? float_if(fa.dtype) : fa.dtype;
     return new_input(d, variant_of(fa.shape), random_range(d));
   }
   DType float_if(DType d) { return is_float(d) ? float_ : d; }

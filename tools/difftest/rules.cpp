@@ -81,18 +81,33 @@ bool disjoint(Interval a, Interval b) {
   return a.hi + gap < b.lo || b.hi + gap < a.lo;
 }
 
-// The dtype of a binary operation under JAX's weak typing (API.md): operands of one kind;
-// two strong operands must agree, a weak one takes the strong one's dtype.
+// The dtype of a binary operation under JAX's default promotion (API.md, "Arrays"), written
+// here from the rules rather than read from tracejit's table: kinds bool < int < float; two
+// strong dtypes of one kind take the wider (i32 with u32 gives i32, f32 with f64 gives f64);
+// a weak operand takes the strong one's dtype unless its kind is higher, then it gives the
+// default dtype of its kind (i32, f32), weakly typed; two weak operands join and stay weak.
 std::optional<Facts> combine(const Facts& a, const Facts& b) {
-  if (dtype_kind(a.dtype) != dtype_kind(b.dtype)) return std::nullopt;
+  auto join_strong = [](DType x, DType y) {
+    if (x == y) return x;
+    if (dtype_kind(x) != dtype_kind(y)) return dtype_kind(x) > dtype_kind(y) ? x : y;
+    return tj::is_float(x) ? DType::f64 : DType::i32;
+  };
   Facts f = a;  // the caller sets the shape and range
   if (a.weak == b.weak) {
-    if (a.dtype != b.dtype) return std::nullopt;
-    f.dtype = a.dtype;
+    f.dtype = join_strong(a.dtype, b.dtype);
+    f.weak = a.weak;
   } else {
-    f.dtype = a.weak ? b.dtype : a.dtype;
+    const Facts& w = a.weak ? a : b;
+    const Facts& s = a.weak ? b : a;
+    // A weak bool is a bool (JAX has no weak bool): it joins as a strong one.
+    if (w.dtype == DType::bool_ || dtype_kind(w.dtype) <= dtype_kind(s.dtype)) {
+      f.dtype = w.dtype == DType::bool_ ? join_strong(w.dtype, s.dtype) : s.dtype;
+      f.weak = false;
+    } else {
+      f.dtype = dtype_kind(w.dtype) == 2 ? DType::f32 : DType::i32;
+      f.weak = true;
+    }
   }
-  f.weak = a.weak && b.weak;
   f.exact = a.exact && b.exact;
   f.varies = a.varies || b.varies;
   return f;
@@ -221,17 +236,10 @@ std::optional<Facts> binary(const Program& p, Op op, Facts a, Facts b) {
       break;
     case Op::kDiv:
       if (d == DType::bool_) return std::nullopt;
-      if (is_float(d)) {
-        if (!excludes(b.range, -kDomainMargin, kDomainMargin)) return std::nullopt;
-        r = finish(mul(a.range, {1 / b.range.hi, 1 / b.range.lo}), d);
-      } else {
-        // XLA's rules: x / 0 is all ones bits (-1 or UINT_MAX); |x / y| <= |x| otherwise.
-        double m = a.range.max_abs();
-        Interval q = d == DType::u32 ? Interval{0, a.range.hi} : Interval{-m, m};
-        if (b.range.contains(0))
-          q = join(q, d == DType::u32 ? Interval{4294967295.0, 4294967295.0} : Interval{-1, -1});
-        r = fit_int(q, d);
-      }
+      // True division (jnp.true_divide): integers divide in f32, as floats do.
+      if (!excludes(b.range, -kDomainMargin, kDomainMargin)) return std::nullopt;
+      r = finish(mul(a.range, {1 / b.range.hi, 1 / b.range.lo}), is_float(d) ? d : DType::f32);
+      if (!is_float(d)) f->dtype = DType::f32;
       break;
     case Op::kPow: {
       if (!is_float(d) && d != DType::i32 && d != DType::u32) return std::nullopt;

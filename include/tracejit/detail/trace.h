@@ -50,6 +50,9 @@ class TraceScope {
 
   /// A fresh input variable of this trace.
   Array new_input(DType dtype, const Shape& shape, bool weak);
+  /// A fresh input of `value`'s type that stands for `value` (TraceState::known_value): an
+  /// `if` on what is computed from it works when the value is concrete.
+  Array new_input_with_value(const Array& value);
   /// Ends the trace with these outputs (tracers of this trace, enclosing tracers or concrete
   /// arrays) and returns the verified IR.
   Traced finish(const std::vector<Array>& outputs);

@@ -61,14 +61,21 @@ struct TracedFn {
 /// would have to hand it `leaf`, a tracer, whose value exists only when the compiled code runs.
 [[noreturn]] void raise_scalar_parameter(const std::string& fn_name, size_t arg, const Array& leaf);
 
+/// How a trace's inputs relate to the arguments: abstract (jit, make_ir), or standing for the
+/// argument values (grad, vjp, jvp), so that values computed from concrete arguments alone
+/// stay concrete and a C++ `if` on them works, as under JAX's grad outside jit.
+enum class TraceInputs : bool { kAbstract, kWithValues };
+
 /// Traces `f`, rebuilding its arguments as `Args` from tracers shaped like `flat`'s leaves.
 template <class... Args, class F>
-TracedFn trace_as(F& f, std::string name, const FlatArgs& flat) {
+TracedFn trace_as(F& f, std::string name, const FlatArgs& flat, TraceInputs mode) {
   TraceScope scope(std::move(name));
   std::vector<Array> inputs;
   inputs.reserve(flat.leaves.size());
   for (const Array& leaf : flat.leaves)
-    inputs.push_back(scope.new_input(leaf.dtype(), leaf.shape(), leaf.weak_type()));
+    inputs.push_back(mode == TraceInputs::kWithValues
+                         ? scope.new_input_with_value(leaf)
+                         : scope.new_input(leaf.dtype(), leaf.shape(), leaf.weak_type()));
   auto args = unflatten_args<Args...>(flat, inputs);
   static_assert(is_pytree_v<result_t<F, Args...>>,
                 "tracejit: the function's result is not a pytree; return tj::Array, C++ "
@@ -82,9 +89,10 @@ TracedFn trace_as(F& f, std::string name, const FlatArgs& flat) {
 /// Arrays there, it is traced like any array. Only a parameter that itself takes C++ scalars
 /// (`[](Array x, int n)`) cannot receive one; that throws ConcretizationError before tracing.
 template <class... Args, class F>
-TracedFn trace_fn(F& f, std::string name, const FlatArgs& flat) {
+TracedFn trace_fn(F& f, std::string name, const FlatArgs& flat,
+                  TraceInputs mode = TraceInputs::kAbstract) {
   if constexpr (std::is_invocable_v<F&, const arrayified_t<Args>&...>) {
-    return trace_as<arrayified_t<Args>...>(f, std::move(name), flat);
+    return trace_as<arrayified_t<Args>...>(f, std::move(name), flat, mode);
   } else {
     size_t i = 0;
     auto check = [&]<class Arg>() {
@@ -95,7 +103,7 @@ TracedFn trace_fn(F& f, std::string name, const FlatArgs& flat) {
     };
     (check.template operator()<Args>(), ...);
     (void)check;  // unused when there are no arguments
-    return trace_as<Args...>(f, std::move(name), flat);
+    return trace_as<Args...>(f, std::move(name), flat, mode);
   }
 }
 
