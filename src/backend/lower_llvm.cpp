@@ -1260,22 +1260,26 @@ bool has_loop(const ir::Function& fn, const FusionPlan& plan) {
   return false;
 }
 
-// Many operations over small arrays (a 100,000-op chain over 16 floats) run in microseconds,
+// Many operations over small arrays (a 100,000-op chain over 16 floats, or 1,000 reductions of
+// 64 floats) run in microseconds,
 // while LLVM's O2 pipeline costs about 10 us per operation more than O1, most of it in the
 // vectorizers and the passes around them, which gain little on a few elements: such a module is
 // optimized at O1. A loop's kernels run once per step, and big arrays repay vectorizing, so
 // either keeps the asked level.
-constexpr int64_t kManyEqns = 4096;
+// A kernel costs about as much as kKernelEqns equations whatever its size (1.5-2 ms at O2 for
+// a small reduction), so 1,000 small kernels count as a large module too.
+constexpr int64_t kManyEqns = 1024;
+constexpr int64_t kKernelEqns = 16;
 constexpr int64_t kSmallWorkPerEqn = 256;  // Kernel::work units per equation, summed
 
 bool many_small_operations(const ir::Function& fn, const FusionPlan& plan) {
-  int64_t eqns = 0, work = 0;
+  int64_t size = 0, work = 0;
   for (const Kernel& k : plan.kernels) {
     if (k.kind == KernelKind::kRegion) return false;
-    eqns += static_cast<int64_t>(k.eqns.size());
+    size += static_cast<int64_t>(k.eqns.size()) + kKernelEqns;
     work += k.trip_count * k.work;
   }
-  return !has_loop(fn, plan) && eqns >= kManyEqns && work <= eqns * kSmallWorkPerEqn;
+  return !has_loop(fn, plan) && size >= kManyEqns && work <= size * kSmallWorkPerEqn;
 }
 
 }  // namespace
