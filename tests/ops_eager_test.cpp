@@ -16,6 +16,7 @@
 #include "tracejit/array.h"
 #include "tracejit/dtype.h"
 #include "tracejit/error.h"
+#include "tracejit/jit.h"
 #include "tracejit/ops.h"
 #include "trace/trace_state.h"
 
@@ -606,9 +607,24 @@ TEST(EagerMath, Pow) {
             (std::vector<int>{8, 9}));
 }
 
-TEST(EagerMath, DISABLED_PowOfIntegersStaysInteger) {
-  // jnp.power(int32, int32) is int32 ([2,3] ** [3,2] = [8, 9]); tracejit gives f32.
+TEST(EagerMath, PowOfIntegersStaysInteger) {
+  // jnp.power(int32, int32) is int32, computed exactly: [2,3] ** [3,2] = [8, 9].
   EXPECT_TRUE(Is<int32_t>(tj::pow(A<int32_t>({2, 3}), A<int32_t>({3, 2})), {2}, {8, 9}));
+  // Negative exponents truncate 1 / a^|b|: 1 for 1, +-1 for -1 (odd, even), 0 otherwise; x^0 = 1.
+  // 3^21 = 10460353203 wraps mod 2^32 to 1870418611, and 2^31 to INT_MIN, as multiplication does.
+  Array base = A<int32_t>({1, -1, -1, 2, 0, -3, 0, 5, 3, 2, -2});
+  Array expo = A<int32_t>({-5, -3, -2, -1, -1, -2, 0, 0, 21, 31, 3});
+  const std::vector<int32_t> want = {1, -1, 1, 0, 0, 0, 1, 1, 1870418611, INT32_MIN, -8};
+  EXPECT_TRUE(Is<int32_t>(tj::pow(base, expo), {11}, want));
+  auto jitted = tj::jit([](const Array& a, const Array& b) { return tj::pow(a, b); });
+  EXPECT_EQ(jitted(base, expo).dtype(), DType::i32);
+  EXPECT_EQ(jitted(base, expo).to_vector<int32_t>(), want);
+  // u32 (2^31 fits), a weak C++ exponent keeps i32, bools count as i32.
+  EXPECT_TRUE(Is<uint32_t>(tj::pow(A<uint32_t>({2, 7}), A<uint32_t>({31, 2})), {2}, {2147483648u, 49}));
+  EXPECT_EQ(jitted(A<uint32_t>({2, 7}), A<uint32_t>({31, 2})).to_vector<uint32_t>(),
+            (std::vector<uint32_t>{2147483648u, 49}));
+  EXPECT_TRUE(Is<int32_t>(tj::pow(A<int32_t>({-3, 4}), 3), {2}, {-27, 64}));
+  EXPECT_TRUE(Is<int32_t>(tj::pow(A<bool>({true, false}), A<bool>({false, true})), {2}, {1, 0}));
 }
 
 TEST(EagerMath, MaximumMinimumPropagateNaN) {

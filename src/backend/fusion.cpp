@@ -22,6 +22,16 @@ using ir::VarId;
 // recomputed when its expression costs more than this (units: one add; see op_cost).
 constexpr int64_t kMaxRecomputeCost = 4;
 constexpr int64_t kCostCap = int64_t{1} << 30;
+// Inline equations one kernel may evaluate. LLVM's optimizer is superlinear in the size of one
+// loop body (a 100,000-op chain fused into one kernel took 34 s, 98% of it there), and the
+// lowering and this planner walk an inline expression recursively, one level per operation; so
+// expressions are cut into segments of this many equations (see cut_long_expressions), and a
+// kernel takes no more roots once their expressions hold about this many.
+constexpr int64_t kMaxFusedEqns = 512;
+// Buffers one kernel reads or stores. Each is a noalias argument, and LLVM's scoped alias
+// analysis compares scope lists that long at every memory access: a kernel of 512 equations over
+// 257 buffers (a long chain's reverse sweep) took seconds to optimize.
+constexpr size_t kMaxKernelBuffers = 64;
 
 // Inline values are recomputed by their consumers; the others are a kernel's (or a region
 // step's) stored result.
@@ -204,17 +214,86 @@ class Planner {
         if (storage(v) == Storage::kInline) c = std::min(kCostCap, c + cost[static_cast<size_t>(v)]);
       for (VarId v : e.out) cost[static_cast<size_t>(v)] = c;
     }
+    cut_long_expressions();
   }
 
-  // Buffers computed by kernels that `v`'s inline expression reads (v itself when it has one).
+  // Takes the inline equations in program order in segments of at most kMaxFusedEqns, each
+  // reading at most kMaxKernelBuffers / 2 buffers, and stores every value that an equation of a
+  // later segment reads (a cut): form_kernels puts its readers in a later kernel, which loads it.
+  // No expression then reaches past its own segment, so none is longer than kMaxFusedEqns or
+  // reads more than that many buffers, however long the program.
+  void cut_long_expressions() {
+    const size_t n = static_cast<size_t>(fn_.num_vars());
+    cut_.assign(n, false);
+    segment_of_.assign(n, -1);
+    std::vector<int64_t> read_in(n, -1);  // the latest segment that counted it as a read
+    int64_t segment = 0, eqns = 0;
+    size_t reads = 0;
+    auto external = [&](VarId u) {  // read from a buffer by an equation of this segment
+      const int64_t su = segment_of_[static_cast<size_t>(u)];
+      return su >= 0 ? su != segment : has_buffer(u);
+    };
+    auto new_reads = [&](const Eqn& e) {
+      size_t k = 0;
+      for (size_t j = 0; j < e.in.size(); ++j)
+        k += external(e.in[j]) && read_in[static_cast<size_t>(e.in[j])] != segment &&
+             std::find(e.in.begin(), e.in.begin() + static_cast<ptrdiff_t>(j), e.in[j]) ==
+                 e.in.begin() + static_cast<ptrdiff_t>(j);
+      return k;
+    };
+    for (int i : live_eqns_) {
+      const Eqn& e = fn_.eqns[static_cast<size_t>(i)];
+      if (!is_inline_prim(e.prim)) continue;
+      if (eqns + 1 > kMaxFusedEqns || reads + new_reads(e) > kMaxKernelBuffers / 2)
+        ++segment, eqns = 0, reads = 0;
+      ++eqns;
+      for (VarId u : e.in) {
+        if (!external(u) || read_in[static_cast<size_t>(u)] == segment) continue;
+        read_in[static_cast<size_t>(u)] = segment;
+        ++reads;
+        if (segment_of_[static_cast<size_t>(u)] < 0) continue;
+        storage(u) = Storage::kComputed;
+        cut_[static_cast<size_t>(u)] = true;
+      }
+      for (VarId v : e.out) segment_of_[static_cast<size_t>(v)] = segment;
+    }
+  }
+
+  // Buffers computed by kernels that `v`'s inline expression reads (v itself when it has one);
+  // counts the expression's inline equations and the buffers it reads into `cone_`.
   void collect_deps(VarId v, std::vector<VarId>& deps) {
     if (stamp_[static_cast<size_t>(v)] == epoch_) return;
     stamp_[static_cast<size_t>(v)] = epoch_;
     if (is_kernel_value(v)) {
       deps.push_back(v);
+      cone_.buffers.push_back(v);
     } else if (storage(v) == Storage::kInline) {
+      ++cone_.eqns;
       for (VarId u : producer(v).in) collect_deps(u, deps);
+    } else if (has_buffer(v)) {
+      cone_.buffers.push_back(v);
     }
+  }
+
+  // What a kernel's roots evaluate so far (or what one more root would add): inline equations
+  // (counted once per root that reaches them) and buffers, against kMaxFusedEqns and
+  // kMaxKernelBuffers.
+  struct Budget {
+    int64_t eqns = 0;
+    std::vector<VarId> buffers;
+  };
+  bool fits(const Budget& kernel) const {
+    size_t added = 0;
+    for (VarId b : cone_.buffers)
+      added += std::find(kernel.buffers.begin(), kernel.buffers.end(), b) == kernel.buffers.end();
+    return kernel.eqns + cone_.eqns <= kMaxFusedEqns &&
+           kernel.buffers.size() + added <= kMaxKernelBuffers;
+  }
+  void charge(Budget& kernel) const {
+    kernel.eqns += cone_.eqns;
+    for (VarId b : cone_.buffers)
+      if (std::find(kernel.buffers.begin(), kernel.buffers.end(), b) == kernel.buffers.end())
+        kernel.buffers.push_back(b);
   }
 
   bool compatible(const Kernel& k, KernelKind kind, const Shape& domain,
@@ -239,6 +318,7 @@ class Planner {
           plan_.kernel_of[static_cast<size_t>(v)] = static_cast<int>(plan_.kernels.size());
         }
         plan_.kernels.push_back(std::move(k));
+        budgets_.push_back({kMaxFusedEqns, {}});  // takes no roots
         continue;
       }
       if (e.out.empty()) continue;  // an effect: a host step
@@ -262,6 +342,7 @@ class Planner {
       }
       ++epoch_;
       std::vector<VarId> deps;
+      cone_ = {1, {v}};
       for (VarId u : e.in) collect_deps(u, deps);
 
       // Join the first compatible kernel that runs after everything `v` reads; an elementwise
@@ -270,11 +351,15 @@ class Planner {
       if (kind == KernelKind::kElementwise || kind == KernelKind::kReduce) {
         for (size_t k = 0; k < plan_.kernels.size() && chosen < 0; ++k) {
           const Kernel& kernel = plan_.kernels[k];
-          if (!compatible(kernel, kind, domain.shape, axes)) continue;
+          if (!compatible(kernel, kind, domain.shape, axes) || !fits(budgets_[k])) continue;
+          // A cut is loaded by readers of later segments, so they run in a later kernel than
+          // the one storing it (the walks then never pass a segment's start).
           bool ok = std::all_of(deps.begin(), deps.end(), [&](VarId d) {
             int kd = kernel_of(d);
             return kd < static_cast<int>(k) ||
-                   (kd == static_cast<int>(k) && kind == KernelKind::kElementwise);
+                   (kd == static_cast<int>(k) && kind == KernelKind::kElementwise &&
+                    !(cut_[static_cast<size_t>(d)] &&
+                      segment_of_[static_cast<size_t>(d)] != segment_of_[static_cast<size_t>(v)]));
           });
           if (ok) chosen = static_cast<int>(k);
         }
@@ -286,7 +371,9 @@ class Planner {
         k.domain = domain;
         k.axes = axes;
         plan_.kernels.push_back(std::move(k));
+        budgets_.emplace_back();
       }
+      charge(budgets_[static_cast<size_t>(chosen)]);
       plan_.kernels[static_cast<size_t>(chosen)].roots.push_back(v);
       plan_.kernel_of[static_cast<size_t>(v)] = chosen;
     }
@@ -539,6 +626,10 @@ class Planner {
   FusionOptions options_;
   FusionPlan plan_;
   std::vector<int> live_eqns_;
+  std::vector<bool> cut_;                // per VarId: stored by cut_long_expressions
+  std::vector<int64_t> segment_of_;      // per VarId of an inline primitive: its segment
+  std::vector<Budget> budgets_;          // per kernel, while forming them
+  Budget cone_;                          // of the root being placed
   std::vector<uint32_t> stamp_;
   uint32_t epoch_ = 0;
   std::vector<int8_t> flat_memo_;

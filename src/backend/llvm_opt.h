@@ -10,7 +10,8 @@ class TargetMachine;
 
 namespace tracejit::backend {
 
-/// Runs LLVM's default per-module pipeline at `opt_level` (0 skips it; 1-3 as in clang -O1..-O3)
+/// Runs LLVM's default per-module pipeline at `opt_level` (0 skips it; 2-3 as in clang -O2, -O3;
+/// 1 a light function pipeline, for large modules of cheap code)
 /// with `tm`'s TargetTransformInfo, so that the vectorizers use the host's vector width. No
 /// fast-math flags are added: floating point keeps IEEE semantics, which also means float
 /// reductions are not reassociated (and so not vectorized) unless the IR carries the flags.

@@ -78,7 +78,8 @@ class Lowering {
         prefix_(std::move(prefix)),
         b_(*context_),
         i64_(b_.getInt64Ty()),
-        ptr_(b_.getPtrTy()) {
+        ptr_(b_.getPtrTy()),
+        region_(region) {
     if (options.fast_math) fast_.setFast();
     aligned_.assign(plan.slots.size(), true);
     if (region)
@@ -289,6 +290,7 @@ class Lowering {
   llvm::IRBuilder<> b_;
   llvm::Type* i64_;
   llvm::Type* ptr_;
+  bool region_;  // lowering a region's plan (a loop body or a branch)
   llvm::FastMathFlags fast_;  // for elementwise float ops: empty unless fast_math
   absl::flat_hash_map<VarId, const base::Buffer*> literals_;  // constant values by variable
 
@@ -826,6 +828,26 @@ class Lowering {
     return b_.CreateSelect(by_zero, b_.getInt32(0xFFFFFFFFu), q);
   }
 
+  // The eager reference's int_pow: 32 branch-free squaring steps (vectorizable), then the
+  // negative exponents of a signed one: 1 for a = 1, +-1 for a = -1, else 0.
+  Value* int_pow(bool sgn, Value* a, Value* b) {
+    Value* one = b_.getInt32(1);
+    Value *acc = one, *base = a, *e = b;
+    for (int bit = 0; bit < 32; ++bit) {
+      Value* odd = b_.CreateTrunc(e, b_.getInt1Ty());
+      acc = b_.CreateSelect(odd, b_.CreateMul(acc, base), acc);
+      base = b_.CreateMul(base, base);
+      e = b_.CreateLShr(e, one);
+    }
+    if (!sgn) return acc;
+    Value* minus_one = b_.getInt32(0xFFFFFFFFu);
+    Value* inverse = b_.CreateSelect(
+        b_.CreateICmpEQ(a, one), one,
+        b_.CreateSelect(b_.CreateICmpEQ(a, minus_one),
+                        b_.CreateSelect(b_.CreateTrunc(b, b_.getInt1Ty()), minus_one, one), b_.getInt32(0)));
+    return b_.CreateSelect(b_.CreateICmpSLT(b, b_.getInt32(0)), inverse, acc);
+  }
+
   Value* binary(Prim p, DType d, Value* a, Value* b) {
     const bool f = is_float(d);
     const bool i = is_integer(d);
@@ -845,6 +867,7 @@ class Lowering {
         break;
       case Prim::kPow:
         if (f) return float_op(b_.CreateBinaryIntrinsic(llvm::Intrinsic::pow, a, b));
+        if (i) return int_pow(sgn, a, b);
         break;
       case Prim::kMax: case Prim::kMin: {
         const bool max = p == Prim::kMax;
@@ -957,6 +980,11 @@ class Lowering {
     auto* body = llvm::Function::Create(llvm::FunctionType::get(b_.getVoidTy(), params, false),
                                         llvm::Function::InternalLinkage, symbol + ".body", *module_);
     body->setDoesNotThrow();
+    // Inlined into its entry point, the body was optimized twice (before and after the inliner)
+    // and its noalias arguments became scope lists on every access, which alias analysis
+    // compares pairwise: a kernel over 60 buffers took tens of ms. A loop driver's kernels stay
+    // inlinable, so that its steps run as one function.
+    if (!region_) body->addFnAttr(llvm::Attribute::NoInline);
     for (size_t a = 0; a < slots.size(); ++a) {
       body->addParamAttr(static_cast<unsigned>(a), llvm::Attribute::NoAlias);
       body->addParamAttr(static_cast<unsigned>(a), llvm::Attribute::NoCapture);
@@ -1250,6 +1278,28 @@ bool has_loop(const ir::Function& fn, const FusionPlan& plan) {
   return false;
 }
 
+// Many operations over small arrays (a 100,000-op chain over 16 floats, or 1,000 reductions of
+// 64 floats) run in microseconds,
+// while LLVM's O2 pipeline costs about 10 us per operation more than O1, most of it in the
+// vectorizers and the passes around them, which gain little on a few elements: such a module is
+// optimized at O1. A loop's kernels run once per step, and big arrays repay vectorizing, so
+// either keeps the asked level.
+// A kernel costs about as much as kKernelEqns equations whatever its size (1.5-2 ms at O2 for
+// a small reduction), so 1,000 small kernels count as a large module too.
+constexpr int64_t kManyEqns = 1024;
+constexpr int64_t kKernelEqns = 16;
+constexpr int64_t kSmallWorkPerEqn = 256;  // Kernel::work units per equation, summed
+
+bool many_small_operations(const ir::Function& fn, const FusionPlan& plan) {
+  int64_t size = 0, work = 0;
+  for (const Kernel& k : plan.kernels) {
+    if (k.kind == KernelKind::kRegion) return false;
+    size += static_cast<int64_t>(k.eqns.size()) + kKernelEqns;
+    work += k.trip_count * k.work;
+  }
+  return !has_loop(fn, plan) && size >= kManyEqns && work <= size * kSmallWorkPerEqn;
+}
+
 }  // namespace
 
 CompiledModule lower_and_compile(const ir::Function& fn, const FusionPlan& plan,
@@ -1264,6 +1314,7 @@ CompiledModule lower_and_compile(const ir::Function& fn, const FusionPlan& plan,
   // A loop runs its kernels once per step: there the ~4 ms of full code generation pay off
   // (level 0 spills every loop variable to the stack), elsewhere latency wins (orc_jit.h).
   if (has_loop(fn, plan)) request.codegen_opt_level = 2;
+  if (many_small_operations(fn, plan)) request.opt_level = std::min(request.opt_level, 1);
   Lowering(fn, plan, fusion, options, *module, options.name, /*region=*/false).lower_all(request.symbols);
   if (lower_s)
     *lower_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -35,7 +35,7 @@ inline constexpr int kCodeGenOptLevel = 0;
 
 /// What to do with one module.
 struct CompileRequest {
-  int opt_level = 2;                  ///< IR pipeline: 2 or 3 (0 and 1 also work, for debugging).
+  int opt_level = 2;                  ///< IR pipeline: 2 or 3; 1 light (llvm_opt.h); 0 none.
   int codegen_opt_level = kCodeGenOptLevel;  ///< 0-3, see kCodeGenOptLevel.
   std::vector<std::string> symbols;   ///< Entry points whose addresses compile() returns.
   bool want_texts = false;            ///< Keep the IR before and after optimization, and the asm.

@@ -201,9 +201,12 @@ Array abs(const Array& a) { return bind1(Prim::kAbs, {a}); }
 Array sign(const Array& a) { return bind1(Prim::kSign, {a}); }
 Array square(const Array& a) { return a * a; }
 Array pow(const Array& a, const Array& b) {
+  // Integers stay integers (exact exponentiation, as jnp.power); bools count as i32.
   std::vector<Array> xs = prepare("pow", {a, b});
-  if (!is_float(xs[0].dtype()))
-    for (Array& x : xs) x = convert_weak(x, DType::f32);
+  if (xs[0].dtype() == DType::bool_) {
+    xs[0] = astype(xs[0], DType::i32);
+    xs[1] = astype(xs[1], DType::i32);
+  }
   return bind1(Prim::kPow, xs);
 }
 Array maximum(const Array& a, const Array& b) { return binary(Prim::kMax, "max", a, b); }

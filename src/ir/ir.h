@@ -8,6 +8,7 @@
 //   operand  := var | literal ":" type  (scalar constants print inline, as JAX's literals)
 //   params   := "[" (key "=" value)* "]"; a region prints as key "=" function on lines of its own,
 //               indented under its equation, with its own variable names (regions are closed)
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -124,6 +125,20 @@ struct Function {
   std::vector<Eqn> eqns;          // in dependency order
   std::vector<VarId> outputs;
 
+  /// has_effect(const Eqn&)'s answer for this function as a region, kept once asked (regions are
+  /// shared as `const` and not changed after): asking at every level of jit nested in jit made
+  /// tracing quadratic in the depth. A copy starts without it.
+  struct EffectMemo {
+    mutable std::atomic<int8_t> known{-1};  // -1 not asked yet, else 0 or 1
+    EffectMemo() = default;
+    EffectMemo(const EffectMemo&) {}
+    EffectMemo& operator=(const EffectMemo&) {
+      known.store(-1, std::memory_order_relaxed);
+      return *this;
+    }
+  };
+  EffectMemo effect_memo;
+
   VarId new_var(const Type& t) {
     types.push_back(t);
     return static_cast<VarId>(types.size() - 1);
@@ -139,6 +154,7 @@ std::vector<Type> infer_types(Prim prim, std::span<const Type> in, const Params&
 
 /// True when `e` runs an effect: an effect primitive, or a region that contains one.
 bool has_effect(const Eqn& e);
+bool has_effect(Prim prim, const Params& params);
 /// True when `fn` (or a region inside it) contains an effect.
 bool has_effect(const Function& fn);
 
@@ -155,7 +171,9 @@ std::string params_str(Prim prim, const Params& params);
 
 /// Checks SSA form (each variable defined once before use), re-derives every equation's types
 /// with infer_types and compares them with the recorded ones. Throws InternalError naming the
-/// equation on the first violation; `stage` names the pass that produced `fn`.
-void verify(const Function& fn, std::string_view stage);
+/// equation on the first violation; `stage` names the pass that produced `fn`. With `regions`
+/// false the regions' own equations are taken as verified (a trace's regions were, when their
+/// traces finished): checking them again at every enclosing level made nested jit cubic.
+void verify(const Function& fn, std::string_view stage, bool regions = true);
 
 }  // namespace tracejit::ir

@@ -36,10 +36,18 @@ bool is_elementwise(Prim p) {
 
 bool has_effect(Prim p) { return prim_info(p).kind == PrimKind::Effect; }
 
-bool has_effect(const Eqn& e) {
-  if (has_effect(e.prim)) return true;
-  for (const auto& r : e.params.regions)
-    if (has_effect(*r)) return true;
+bool has_effect(const Eqn& e) { return has_effect(e.prim, e.params); }
+
+bool has_effect(Prim p, const Params& params) {
+  if (has_effect(p)) return true;
+  for (const auto& r : params.regions) {
+    int8_t known = r->effect_memo.known.load(std::memory_order_relaxed);
+    if (known < 0) {
+      known = has_effect(*r) ? 1 : 0;
+      r->effect_memo.known.store(known, std::memory_order_relaxed);
+    }
+    if (known) return true;
+  }
   return false;
 }
 

@@ -31,9 +31,13 @@ void check_dtype(Prim p, std::span<const Type> in) {
   const char* fix = "";
   switch (p) {
     case Prim::kExp: case Prim::kLog: case Prim::kLog1p: case Prim::kSin: case Prim::kCos:
-    case Prim::kTanh: case Prim::kSqrt: case Prim::kPow:
+    case Prim::kTanh: case Prim::kSqrt:
       ok = is_float(d);
       fix = "convert with tj::astype(x, tj::DType::f32)";
+      break;
+    case Prim::kPow:
+      ok = d != DType::bool_;
+      fix = "convert with tj::astype(x, tj::DType::i32) or a float dtype";
       break;
     case Prim::kNeg: case Prim::kAbs: case Prim::kSign: case Prim::kAdd: case Prim::kMul:
     case Prim::kDiv: case Prim::kReduceSum: case Prim::kMatmul:

@@ -70,6 +70,20 @@ T int_div(T a, T b) {
   return a / b;
 }
 
+// Integer a^b by squaring, wrapping as multiplication does. A negative exponent gives 1 / a^|b|
+// truncated: 1 for a = 1, +-1 for a = -1, else 0 (XLA's integer pow, which lax.pow follows).
+template <class T>
+T int_pow(T a, T b) {
+  if constexpr (std::is_signed_v<T>)
+    if (b < 0) return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;
+  uint32_t result = 1, base = static_cast<uint32_t>(a);
+  for (uint32_t e = static_cast<uint32_t>(b); e != 0; e >>= 1) {
+    if (e & 1) result *= base;
+    base *= base;
+  }
+  return static_cast<T>(result);
+}
+
 template <class T>
 T shift_left(T a, T b) {
   using U = std::make_unsigned_t<T>;
@@ -193,7 +207,7 @@ T binary_value(Prim p, T a, T b) {
         else return a / b;
       case Prim::kPow:
         if constexpr (std::is_floating_point_v<T>) return std::pow(a, b);
-        else fail_internal(__FILE__, __LINE__, "integer pow");
+        else return int_pow(a, b);
       default: break;
     }
     if constexpr (std::is_integral_v<T>) {

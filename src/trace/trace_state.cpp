@@ -1,5 +1,7 @@
 #include "trace/trace_state.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -12,6 +14,37 @@ namespace {
 
 // This thread's stack of active traces, innermost last.
 thread_local std::vector<std::shared_ptr<TraceState>> t_stack;
+
+// A trace nested in another (jit inside jit, a loop's body) runs the user's function deeper on
+// the C++ stack, a kilobyte or more per level. A new trace needs at least this much stack left,
+// so that recursion through jit 10,000 deep is a tj::ResourceError rather than a SIGSEGV.
+constexpr size_t kMinFreeStack = size_t{512} << 10;
+
+// The lowest address of this thread's stack (it grows down), or 0 when unknown.
+uintptr_t stack_floor() {
+  thread_local const uintptr_t floor = [] {
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0) return uintptr_t{0};
+    void* addr = nullptr;
+    size_t size = 0;
+    const bool ok = pthread_attr_getstack(&attr, &addr, &size) == 0;
+    pthread_attr_destroy(&attr);
+    return ok ? reinterpret_cast<uintptr_t>(addr) : uintptr_t{0};
+  }();
+  return floor;
+}
+
+void check_stack_for_trace(const std::string& name) {
+  const uintptr_t floor = stack_floor();
+  const char here = 0;
+  const uintptr_t sp = reinterpret_cast<uintptr_t>(&here);
+  if (floor == 0 || sp < floor || sp - floor >= kMinFreeStack) return;
+  raise<ResourceError>("jit", "cannot trace '", name, "': ", t_stack.size(),
+                       " traces are already nested on this thread and less than ",
+                       kMinFreeStack >> 10, " KiB of its stack is left. Recursion through jit (or "
+                       "loops nested that deep) unrolls into the C++ stack; express it as a loop "
+                       "with tj::fori_loop or tj::scan, or run it on a thread with a larger stack");
+}
 
 }  // namespace
 
@@ -168,8 +201,7 @@ std::vector<Array> TraceState::bind(ir::Prim prim, std::span<const Array> in,
   }
   std::vector<Array> outs;
   // Effects (and regions holding one) are recorded every time they are bound.
-  bool effect = ir::has_effect(prim);
-  for (const auto& r : params.regions) effect = effect || ir::has_effect(*r);
+  bool effect = ir::has_effect(prim, params);
   if (auto it = effect ? recorded_.end() : recorded_.find(key); it != recorded_.end()) {
     for (ir::VarId v : it->second) outs.push_back(make_tracer(v));
     return outs;
@@ -187,7 +219,7 @@ std::vector<Array> TraceState::bind(ir::Prim prim, std::span<const Array> in,
 
 Traced TraceState::finish(const std::vector<Array>& outputs) {
   for (const Array& a : outputs) fn_.outputs.push_back(var_for(a, "trace"));
-  ir::verify(fn_, "trace");
+  ir::verify(fn_, "trace", /*regions=*/false);
   Traced result{std::make_shared<ir::Function>(std::move(fn_)), std::move(captured_)};
   lifted_.clear();
   recorded_.clear();
@@ -256,7 +288,7 @@ std::vector<Array> bind_call(std::string name, Traced traced, std::span<const Ar
 // TraceScope: the RAII handle that pushes and pops a TraceState.
 
 TraceScope::TraceScope(std::string name)
-    : state_(std::make_shared<TraceState>(std::move(name), t_stack.size())) {
+    : state_((check_stack_for_trace(name), std::make_shared<TraceState>(std::move(name), t_stack.size()))) {
   t_stack.push_back(state_);
 }
 

@@ -1021,6 +1021,35 @@ void compile_benchmark(benchmark::State& state, Make make, Call call) {
   state.counters["rss_kB/compile"] = (rss1 - rss0) / it;
 }
 
+auto make_chain(int n) {
+  return tj::jit([n](const Array& x) {
+    Array y = x;
+    for (int i = 0; i < n; ++i) y = i % 2 ? y + 0.25f : y * y;
+    return tj::sum(y);
+  });
+}
+
+auto make_reductions(int n) {
+  return tj::jit([n](const Array& x) {
+    Array acc = tj::zeros({});
+    for (int i = 0; i < n; ++i) acc = tj::sum(x * acc + 1.f) * 0.001f;
+    return acc;
+  });
+}
+
+// compile/<what>/<n>/tracejit: one compile of make(n) on `size` floats of 0.5, one iteration.
+template <class Make>
+void add_compile_size(const std::string& what, int n, int64_t size, Make make) {
+  benchmark::RegisterBenchmark(("compile/" + what + "/" + std::to_string(n) + "/tracejit").c_str(),
+                               [=](benchmark::State& state) {
+                                 Array x = tj::full({size}, 0.5, tj::DType::f32);
+                                 compile_benchmark(state, [&] { return make(n); },
+                                                   [&](auto& f) { return f(x); });
+                                 state.counters["ops"] = n;
+                               })
+      ->UseRealTime()->Unit(benchmark::kSecond)->Iterations(1);
+}
+
 void register_compile() {
   add("compile/add1_scalar/tracejit", kMs, [](benchmark::State& state) {
     Array x = f32_scalar(41.f);
@@ -1031,6 +1060,11 @@ void register_compile() {
     Params p = init_params();
     compile_benchmark(state, make_update, [&](auto& f) { return f(p, d.xa, d.ya); });
   });
+  // Compile time against program size (issue 16): an elementwise chain of n ops over 16
+  // floats (y = y * y, y = y + 0.25 alternately, then a sum), and n reductions each feeding the
+  // next (one kernel each). One iteration each: the larger ones take seconds.
+  for (int n : {1000, 10000, 100000}) add_compile_size("chain", n, 16, make_chain);
+  for (int n : {100, 1000}) add_compile_size("reductions", n, 64, make_reductions);
   // Ratios against one run of the same computation in C++: how many reference calls one
   // compile costs.
   g_rows.push_back(

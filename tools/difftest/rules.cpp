@@ -242,13 +242,13 @@ std::optional<Facts> binary(const Program& p, Op op, Facts a, Facts b) {
       if (!is_float(d)) f->dtype = DType::f32;
       break;
     case Op::kPow: {
-      if (!is_float(d) && d != DType::i32 && d != DType::u32) return std::nullopt;
+      // Integer pow is exact integer arithmetic (tested against closed forms in ops_eager_test).
+      if (!is_float(d)) return std::nullopt;
       if (a.range.lo < kDomainMargin || b.range.max_abs() > kMaxPowExponent) return std::nullopt;
       // a^b = exp(b log a) is monotone in each operand for a > 0: the extremes are at corners.
       Interval e = mul(b.range, {std::log(a.range.lo), std::log(a.range.hi)});
       if (e.hi > std::log(kMaxAbs)) return std::nullopt;
       r = Interval{std::exp(e.lo), std::exp(e.hi)};
-      if (!is_float(d)) f->dtype = DType::f32;  // tj::pow converts integers to f32
       f->exact = false;  // LLVM may rewrite pow(x, 2) as x * x: within 1 ulp of libm's pow
       break;
     }
