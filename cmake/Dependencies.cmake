@@ -9,3 +9,15 @@ endif()
 if(TRACEJIT_BUILD_BENCHMARKS)
   find_package(benchmark REQUIRED CONFIG)
 endif()
+# Open MPI (Debian: libopenmpi-dev, openmpi-bin) for tj::distributed. Without it tracejit still
+# builds, and every process is a group of size 1.
+option(TRACEJIT_MPI "Use MPI for tj::distributed when it is found" ON)
+if(TRACEJIT_MPI)
+  set(MPI_CXX_SKIP_MPICXX ON)  # the C API only: no C++ bindings, which MPI-3 removed
+  find_package(MPI COMPONENTS CXX)
+endif()
+if(MPI_CXX_FOUND)
+  message(STATUS "tracejit: MPI ${MPI_CXX_VERSION} (${MPIEXEC_EXECUTABLE})")
+else()
+  message(STATUS "tracejit: no MPI: tj::distributed runs every process as a group of one")
+endif()

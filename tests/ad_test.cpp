@@ -86,6 +86,7 @@ void expect_close(const Array& got, const Array& want, double tol, const std::st
 const std::set<Prim> kCheckedElsewhere = {
     Prim::kConvert,     // AdConvert.*: f32 <-> f64 conversions cannot go through an f64-only FD
     Prim::kCustomVjp,   // custom_vjp_test.cpp: its rule is the user's bwd, not a derivative
+    Prim::kAllSum,      // Distributed.GradThroughAllSum*: its rule throws (not differentiable)
 };
 // Primitives through which no cotangent flows (their vjp_rule is null); AdNonDifferentiable.*
 // checks that each contributes nothing.

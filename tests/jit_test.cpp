@@ -8,6 +8,7 @@
 #include <fstream>
 #include <thread>
 
+#include "external_tools.h"
 #include "seed_model.h"
 #include "promotion_mode.h"
 #include "tracejit/tracejit.h"
@@ -138,7 +139,7 @@ TEST(Jit, FastMathOnlyWhenAsked) {
   EXPECT_EQ(vec(tj::jit(body, {.fast_math = true})(tj::ones({2}))), (std::vector<float>{8, 8}));
 }
 
-TEST(Jit, DumpDirWritesFiveFilesPerCompilation) {
+TEST(Jit, DumpDirWritesEveryStagePerCompilation) {
   auto dir = std::filesystem::temp_directory_path() / "tracejit_dump_test";
   std::filesystem::remove_all(dir);
   setenv("TRACEJIT_DUMP_DIR", dir.c_str(), 1);
@@ -148,9 +149,14 @@ TEST(Jit, DumpDirWritesFiveFilesPerCompilation) {
   std::vector<std::string> names;
   for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename());
   std::sort(names.begin(), names.end());
-  ASSERT_EQ(names.size(), 5u);
+  ASSERT_EQ(names.size(), tracejit_test::dump_files_per_compilation());
   for (const std::string& n : names) EXPECT_THAT(n, HasSubstr("triple."));
-  std::ifstream traced(dir / names[4]);  // *.traced.txt sorts last
+  EXPECT_THAT(names, testing::Contains(testing::EndsWith(".traced.dot")));
+  EXPECT_THAT(names, testing::Contains(testing::EndsWith(".optimized.dot")));
+  if (tracejit_test::on_path("dot")) {
+    EXPECT_THAT(names, testing::Contains(testing::EndsWith(".optimized.svg")));
+  }
+  std::ifstream traced(dir / names.back());  // *.traced.txt sorts last
   std::string text((std::istreambuf_iterator<char>(traced)), {});
   EXPECT_THAT(text, HasSubstr("broadcast_in_dim[broadcast_dimensions=() shape=(8,)] 3.0:f32[]"));
   std::filesystem::remove_all(dir);

@@ -171,14 +171,18 @@ TEST(VmapRuleTable, EveryPrimitiveHasACase) {
   std::vector<bool> covered(tj::ir::kNumPrims, false);
   for (const RuleCase& rc : all_cases()) covered[static_cast<size_t>(rc.prim)] = true;
   // Reached through other cases' programs rather than a case of their own: convert (astype in
-  // the iota case), comparisons (select, cond, while), debug_print (its own test below).
-  for (Prim p : {Prim::kConvert, Prim::kLt, Prim::kGt, Prim::kDebugPrint}) covered[static_cast<size_t>(p)] = true;
+  // the iota case), comparisons (select, cond, while), debug_print (its own test below),
+  // all_sum (vmap over rank-dependent rows in the MPI check, tests/mpi_check).
+  for (Prim p : {Prim::kConvert, Prim::kLt, Prim::kGt, Prim::kDebugPrint, Prim::kAllSum})
+    covered[static_cast<size_t>(p)] = true;
   for (Prim p : tj::ir::all_prims()) {
     const bool bits = tj::ir::prim_info(p).kind == tj::ir::PrimKind::Compare ||
                       p == Prim::kAnd || p == Prim::kOr || p == Prim::kXor || p == Prim::kShl ||
                       p == Prim::kShr || p == Prim::kBitcast || p == Prim::kSign ||
                       p == Prim::kStopGradient;
-    if (!bits) EXPECT_TRUE(covered[static_cast<size_t>(p)]) << tj::ir::prim_name(p);
+    if (!bits) {
+      EXPECT_TRUE(covered[static_cast<size_t>(p)]) << tj::ir::prim_name(p);
+    }
   }
 }
 

@@ -52,10 +52,14 @@ class Lowered {
   const std::string& llvm_ir() const { return llvm_ir_; }
   const std::string& optimized_llvm_ir() const { return optimized_llvm_ir_; }
   const std::string& assembly() const { return assembly_; }
+  /// The fused plan as a Graphviz DOT digraph: a cluster per kernel with the equations it
+  /// evaluates, host steps between them, loops and branches as clusters nesting their regions'
+  /// plans. `make_ir(f)(args...).dot()` draws the traced program.
+  const std::string& dot() const { return dot_; }
 
  private:
   friend class detail::JitCache;
-  std::string ir_, optimized_ir_, llvm_ir_, optimized_llvm_ir_, assembly_;
+  std::string ir_, optimized_ir_, llvm_ir_, optimized_llvm_ir_, assembly_, dot_;
 };
 
 namespace detail {

@@ -19,3 +19,4 @@
 #include "tracejit/control_flow.h"
 #include "tracejit/nn.h"
 #include "tracejit/check_grads.h"
+#include "tracejit/distributed.h"

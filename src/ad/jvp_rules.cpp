@@ -171,6 +171,9 @@ JvpRule jvp_rule(Prim p) {
     case Prim::kIota:
     case Prim::kDebugPrint:
       return none;
+    case Prim::kAllSum:
+      return
+          [](const JvpArgs&, std::vector<Array>&) -> Tangents { raise_not_differentiable("jvp"); };
     case Prim::kCall:
       return call_jvp;
     case Prim::kCond:

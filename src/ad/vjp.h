@@ -50,6 +50,11 @@ ForwardRule forward_rule(ir::Prim p);
 /// broadcast_in_dim of a reduction's result back to the operand's `shape`, undoing `axes`.
 Array unreduce(const Array& a, const Shape& shape, const std::vector<int64_t>& axes);
 
+/// The rule of all_sum in both modes: a derivative through a sum over the ranks is not
+/// offered; `transform` ("grad", "jvp") names the caller in the tj::Error, which says what to
+/// do instead.
+[[noreturn]] void raise_not_differentiable(std::string_view transform);
+
 /// The rules of the higher-order primitives (vjp_control.cpp).
 Cotangents cond_rule(const RuleArgs& r);
 Cotangents while_rule(const RuleArgs& r);

@@ -22,6 +22,12 @@ Array unreduce(const Array& a, const Shape& shape, const std::vector<int64_t>& a
   return detail::bind1(ir::Prim::kBroadcast, {a}, p);
 }
 
+void raise_not_differentiable(std::string_view transform) {
+  detail::raise<Error>(transform, "tj::distributed::all_sum is not differentiable: differentiate "
+                       "each rank's local loss, then sum or average the gradients with "
+                       "tj::distributed::all_sum or average_gradients");
+}
+
 namespace {
 
 using ir::Prim;
@@ -243,6 +249,8 @@ VjpRule vjp_rule(Prim p) {
     case Prim::kIota:
     case Prim::kDebugPrint:  // an effect with no result: printed once by the forward replay
       return nullptr;
+    case Prim::kAllSum:
+      return [](const RuleArgs&) -> Cotangents { raise_not_differentiable("grad"); };
     case Prim::kCall:  // the sweep inlines calls before it starts (ir::inline_calls)
       return nullptr;
     case Prim::kCond:

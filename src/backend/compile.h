@@ -34,6 +34,8 @@ class Executable {
   virtual std::vector<Array> run(std::span<const Array> inputs) const = 0;
   /// The fused program, printed (the optimized IR with its kernels shown).
   virtual const std::string& fused_ir() const = 0;
+  /// The fused program as a Graphviz digraph (fused_dot); empty unless want_texts.
+  virtual const std::string& fused_dot() const = 0;
   virtual const std::string& llvm_ir() const = 0;            // empty unless want_texts
   virtual const std::string& optimized_llvm_ir() const = 0;  // empty unless want_texts
   virtual const std::string& assembly() const = 0;           // empty unless want_texts

@@ -17,6 +17,7 @@
 #include "backend/fusion.h"
 #include "backend/lower_llvm.h"
 #include "base/debug_format.h"
+#include "distributed/collectives.h"
 #include "base/errors.h"
 #include "base/array_impl.h"
 
@@ -58,11 +59,14 @@ struct RegionStep {
   int64_t range = 0, work = 0;
 };
 
-// A debug_print run on the host: its format and where each operand's value lives.
-struct HostPrint {
+// An effect run on the host (debug_print, all_sum): where each operand's value lives, and the
+// slot receiving its result, if it has one.
+struct HostCall {
+  ir::Prim prim = ir::Prim::kDebugPrint;
   std::string text;
   std::vector<Source> operands;
   std::vector<ir::Type> types;
+  int result_slot = -1;
 };
 
 struct Step {
@@ -81,7 +85,7 @@ struct Block {
   std::vector<std::pair<int, Array>> constants;
   std::vector<std::pair<int, ir::Type>> temporaries;  // kernel results, allocated per frame
   std::vector<Step> steps;                            // in order
-  std::vector<HostPrint> prints;
+  std::vector<HostCall> host_calls;
   std::vector<RegionStep> regions;
   std::vector<Source> outputs;
   std::vector<int64_t> output_bytes;
@@ -224,23 +228,32 @@ std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& pla
     if (slot >= 0)
       block->constants.emplace_back(slot, detail::array_over(fn.type(fn.const_vars[i]), fn.const_values[i]));
   }
+  auto add_host_call = [&](int eqn) {
+    const ir::Eqn& e = fn.eqns[static_cast<size_t>(eqn)];
+    HostCall call{e.prim, e.params.text, {}, {}};
+    for (ir::VarId v : e.in) {
+      call.operands.push_back(source_of(fn, plan, v));
+      call.types.push_back(fn.type(v));
+    }
+    if (!e.out.empty()) {
+      call.result_slot = plan.slot[static_cast<size_t>(e.out[0])];
+      block->temporaries.emplace_back(call.result_slot, fn.type(e.out[0]));
+    }
+    block->steps.push_back(Step{.host = static_cast<int>(block->host_calls.size())});
+    block->host_calls.push_back(std::move(call));
+  };
   size_t next_host = 0;
   auto add_host_steps = [&](int after) {
-    for (; next_host < plan.host_steps.size() && plan.host_steps[next_host].after == after; ++next_host) {
-      const ir::Eqn& e = fn.eqns[static_cast<size_t>(plan.host_steps[next_host].eqn)];
-      HostPrint print{e.params.text, {}, {}};
-      for (ir::VarId v : e.in) {
-        print.operands.push_back(source_of(fn, plan, v));
-        print.types.push_back(fn.type(v));
-      }
-      block->steps.push_back(Step{.host = static_cast<int>(block->prints.size())});
-      block->prints.push_back(std::move(print));
-    }
+    for (; next_host < plan.host_steps.size() && plan.host_steps[next_host].after == after;
+         ++next_host)
+      add_host_call(plan.host_steps[next_host].eqn);
   };
   add_host_steps(-1);
   for (size_t k = 0; k < plan.kernels.size(); ++k) {
     const Kernel& kernel = plan.kernels[k];
-    if (kernel.kind == KernelKind::kRegion) {
+    if (kernel.kind == KernelKind::kHost) {
+      add_host_call(kernel.eqn);
+    } else if (kernel.kind == KernelKind::kRegion) {
       const ir::Eqn& e = fn.eqns[static_cast<size_t>(kernel.eqn)];
       RegionStep r;
       r.prim = e.prim;
@@ -568,14 +581,20 @@ void run_region(Frame& f, size_t index) {
   run_scan(f, r, st);
 }
 
-void run_print(const Frame& f, const HostPrint& print) {
+void run_host(Frame& f, const HostCall& call) {
+  if (call.prim == ir::Prim::kAllSum) {
+    detail::all_sum_buffer(f.ptr(call.operands[0]), f.slots[static_cast<size_t>(call.result_slot)],
+                           call.types[0]);
+    return;
+  }
+  TJ_CHECK(call.prim == ir::Prim::kDebugPrint, "no host step for ", ir::prim_name(call.prim));
   std::vector<Array> operands;
-  for (size_t i = 0; i < print.operands.size(); ++i) {
-    Array a = detail::make_concrete(print.types[i]);
-    copy_into(a, f.ptr(print.operands[i]), bytes_of(print.types[i]));
+  for (size_t i = 0; i < call.operands.size(); ++i) {
+    Array a = detail::make_concrete(call.types[i]);
+    copy_into(a, f.ptr(call.operands[i]), bytes_of(call.types[i]));
     operands.push_back(std::move(a));
   }
-  detail::emit_debug(print.text, operands);
+  detail::emit_debug(call.text, operands);
 }
 
 void run_frame(Frame& f, const void* const* inputs) {
@@ -584,7 +603,7 @@ void run_frame(Frame& f, const void* const* inputs) {
     f.slots[static_cast<size_t>(b.input_slots[i])] = const_cast<void*>(inputs[i]);
   for (const Step& step : b.steps) {
     if (step.fn) run_step(step, f.slots.data());
-    else if (step.host >= 0) run_print(f, b.prints[static_cast<size_t>(step.host)]);
+    else if (step.host >= 0) run_host(f, b.host_calls[static_cast<size_t>(step.host)]);
     else run_region(f, static_cast<size_t>(step.region));
   }
 }
@@ -635,12 +654,13 @@ class CompiledProgram final : public Executable {
   }
 
   const std::string& fused_ir() const override { return fused_ir_; }
+  const std::string& fused_dot() const override { return fused_dot_; }
   const std::string& llvm_ir() const override { return llvm_ir_; }
   const std::string& optimized_llvm_ir() const override { return optimized_llvm_ir_; }
   const std::string& assembly() const override { return assembly_; }
   const BackendTimes& times() const override { return times_; }
 
-  std::string fused_ir_;
+  std::string fused_ir_, fused_dot_;
   BackendTimes times_;
 
  private:
@@ -675,6 +695,7 @@ std::shared_ptr<const Executable> compile(const ir::Function& fn, const CompileO
   start = std::chrono::steady_clock::now();
   auto program = std::make_shared<CompiledProgram>(fn, plan, std::move(*module), options);
   program->fused_ir_ = fused_ir_str(fn, plan);
+  if (options.want_texts) program->fused_dot_ = backend::fused_dot(fn, plan);
   times.fusion_s += seconds_since(start);
   program->times_ = times;
   return program;

@@ -47,8 +47,8 @@ bool is_inline_prim(Prim p) {
     case Prim::kSlice: case Prim::kIota:
       return true;
     case Prim::kReduceSum: case Prim::kReduceMax: case Prim::kMatmul: case Prim::kConcatenate:
-    case Prim::kDebugPrint: case Prim::kCall: case Prim::kCond: case Prim::kWhile: case Prim::kScan:
-    case Prim::kCustomVjp:
+    case Prim::kDebugPrint: case Prim::kAllSum: case Prim::kCall: case Prim::kCond:
+    case Prim::kWhile: case Prim::kScan: case Prim::kCustomVjp:
       return false;
   }
   return false;
@@ -75,8 +75,8 @@ int64_t op_cost(Prim p) {
     case Prim::kSelect: case Prim::kIota: case Prim::kReduceSum: case Prim::kReduceMax:
     case Prim::kMatmul: case Prim::kConcatenate:
       return 1;
-    case Prim::kDebugPrint: case Prim::kCall: case Prim::kCond: case Prim::kWhile: case Prim::kScan:
-    case Prim::kCustomVjp:
+    case Prim::kDebugPrint: case Prim::kAllSum: case Prim::kCall: case Prim::kCond:
+    case Prim::kWhile: case Prim::kScan: case Prim::kCustomVjp:
       return 0;  // not part of a kernel's loop
   }
   return 1;
@@ -303,6 +303,16 @@ class Planner {
     return kind == KernelKind::kReduce && k.axes == axes;
   }
 
+  // A region or host step: it owns the results of equation `e` and takes no other roots.
+  void add_own_step(Kernel k, const Eqn& e) {
+    for (VarId v : e.out) {
+      k.roots.push_back(v);
+      plan_.kernel_of[static_cast<size_t>(v)] = static_cast<int>(plan_.kernels.size());
+    }
+    plan_.kernels.push_back(std::move(k));
+    budgets_.push_back({kMaxFusedEqns, {}});  // full, so nothing joins it
+  }
+
   void form_kernels() {
     for (int i : live_eqns_) {
       const Eqn& e = fn_.eqns[static_cast<size_t>(i)];
@@ -313,15 +323,19 @@ class Planner {
         k.splittable = false;
         for (const auto& r : e.params.regions)
           k.regions.push_back(std::make_shared<const FusionPlan>(plan_fusion(*r, options_)));
-        for (VarId v : e.out) {
-          k.roots.push_back(v);
-          plan_.kernel_of[static_cast<size_t>(v)] = static_cast<int>(plan_.kernels.size());
-        }
-        plan_.kernels.push_back(std::move(k));
-        budgets_.push_back({kMaxFusedEqns, {}});  // takes no roots
+        add_own_step(std::move(k), e);
         continue;
       }
-      if (e.out.empty()) continue;  // an effect: a host step
+      if (e.out.empty()) continue;  // an effect without results: a host step
+      if (ir::has_effect(e.prim)) {  // with results: a step of its own, after what it reads
+        Kernel k;
+        k.kind = KernelKind::kHost;
+        k.domain = fn_.type(e.out[0]);
+        k.eqn = i;
+        k.splittable = false;
+        add_own_step(std::move(k), e);
+        continue;
+      }
       VarId v = e.out[0];
       if (!is_kernel_value(v)) continue;
       KernelKind kind = KernelKind::kElementwise;
@@ -384,7 +398,8 @@ class Planner {
     int after = -1;
     for (int i : live_eqns_) {
       const Eqn& e = fn_.eqns[static_cast<size_t>(i)];
-      if (ir::has_regions(e.prim) && ir::has_effect(e)) {
+      if ((ir::has_regions(e.prim) && ir::has_effect(e)) ||
+          (ir::has_effect(e.prim) && !e.out.empty())) {
         for (size_t k = 0; k < plan_.kernels.size(); ++k)
           if (plan_.kernels[k].eqn == i) after = std::max(after, static_cast<int>(k));
         continue;
@@ -402,6 +417,7 @@ class Planner {
       const int k = kernel_of(v);
       const bool ok = (storage(v) == Storage::kComputed || storage(v) == Storage::kResult) &&
                       k >= 0 && plan_.kernels[static_cast<size_t>(k)].kind != KernelKind::kRegion &&
+                      plan_.kernels[static_cast<size_t>(k)].kind != KernelKind::kHost &&
                       std::count(fn_.outputs.begin(), fn_.outputs.end(), v) == 1 &&
                       fn_.type(v).size() > 0;
       plan_.redirect.push_back(ok ? slot : -1);
@@ -417,7 +433,7 @@ class Planner {
     return std::all_of(k.regions.begin(), k.regions.end(), [](const auto& plan) {
       return plan->host_steps.empty() &&
              std::none_of(plan->kernels.begin(), plan->kernels.end(), [](const Kernel& b) {
-               return b.kind == KernelKind::kRegion || b.parallel();
+               return b.kind == KernelKind::kRegion || b.kind == KernelKind::kHost || b.parallel();
              });
     });
   }
@@ -521,7 +537,7 @@ class Planner {
   void describe(Kernel& kernel) {
     const int k = static_cast<int>(&kernel - plan_.kernels.data());
     ++epoch_;
-    if (kernel.kind == KernelKind::kRegion) {
+    if (kernel.kind == KernelKind::kRegion || kernel.kind == KernelKind::kHost) {
       for (VarId u : fn_.eqns[static_cast<size_t>(kernel.eqn)].in)
         if (has_buffer(u)) kernel.reads.push_back(plan_.slot[static_cast<size_t>(u)]);
       for (VarId r : kernel.roots) kernel.writes.push_back(plan_.slot[static_cast<size_t>(r)]);
@@ -596,7 +612,7 @@ class Planner {
         kernel.work = std::max<int64_t>(1, a.back() * b.back());
         break;
       }
-      case KernelKind::kRegion:
+      case KernelKind::kRegion: case KernelKind::kHost:
         break;  // described above
       case KernelKind::kConcatenate: {
         const Eqn& e = producer(kernel.roots[0]);
@@ -640,19 +656,11 @@ class Planner {
 
 class FusedPrinter {
  public:
-  FusedPrinter(const ir::Function& fn, const FusionPlan& plan) : fn_(fn), plan_(plan) {
-    names_.resize(static_cast<size_t>(fn.num_vars()));
-    for (size_t i = 0; i < fn.const_vars.size(); ++i) {
-      VarId v = fn.const_vars[i];
-      if (fn.type(v).shape.empty()) names_[static_cast<size_t>(v)] = ir::literal_str(fn.type(v), *fn.const_values[i]);
-      else header_.push_back(v);
-    }
+  FusedPrinter(const ir::Function& fn, const FusionPlan& plan)
+      : fn_(fn), plan_(plan), names_(ir::var_names(fn)) {
     for (VarId v : fn.const_vars)
-      if (names_[static_cast<size_t>(v)].empty()) name(v);
-    for (VarId v : fn.captures) name(v), header_.push_back(v);
-    for (VarId v : fn.inputs) name(v);
-    for (const Eqn& e : fn.eqns)
-      for (VarId v : e.out) name(v);
+      if (!fn.type(v).shape.empty()) header_.push_back(v);
+    for (VarId v : fn.captures) header_.push_back(v);
   }
 
   std::string print() const {
@@ -665,24 +673,22 @@ class FusedPrinter {
     size_t h = 0;
     auto host_steps_after = [&](int k) {
       for (; h < plan_.host_steps.size() && plan_.host_steps[h].after == k; ++h) {
-        const Eqn& e = fn_.eqns[static_cast<size_t>(plan_.host_steps[h].eqn)];
-        std::vector<std::string> ins;
-        for (VarId v : e.in) ins.push_back(names_[static_cast<size_t>(v)]);
-        absl::StrAppend(&out, "    host: ", detail::str_part(ir::prim_name(e.prim)), "[",
-                        ir::params_str(e.prim, e.params), "]", ins.empty() ? "" : " ",
-                        absl::StrJoin(ins, " "), "\n");
+        absl::StrAppend(&out, "    host: ",
+                        equation(fn_.eqns[static_cast<size_t>(plan_.host_steps[h].eqn)]), "\n");
       }
     };
     host_steps_after(-1);
     for (size_t k = 0; k < plan_.kernels.size(); ++k) {
       const Kernel& kernel = plan_.kernels[k];
+      if (kernel.kind == KernelKind::kHost) {
+        absl::StrAppend(&out, "    host: ", equation(fn_.eqns[static_cast<size_t>(kernel.eqn)]),
+                        "\n");
+        host_steps_after(static_cast<int>(k));
+        continue;
+      }
       if (kernel.kind == KernelKind::kRegion) {  // the equation, then each region's own plan
         const Eqn& e = fn_.eqns[static_cast<size_t>(kernel.eqn)];
-        const char* how = kernel.chunked  ? "one compiled loop, each thread all steps on a chunk"
-                          : kernel.driven ? "one compiled loop"
-                                          : "driven step by step by the runtime";
-        absl::StrAppend(&out, "    region ", k, " (", detail::str_part(ir::prim_name(e.prim)), ", ",
-                        how, "):\n      ", equation(e), "\n");
+        absl::StrAppend(&out, "    ", kernel_title(fn_, plan_, k), ":\n      ", equation(e), "\n");
         for (size_t r = 0; r < kernel.regions.size(); ++r) {
           std::string sub = absl::StrCat(ir::region_name(e.prim, r, kernel.regions.size()), "=",
                                          fused_ir_str(*e.params.regions[r], *kernel.regions[r]));
@@ -692,9 +698,7 @@ class FusedPrinter {
         host_steps_after(static_cast<int>(k));
         continue;
       }
-      absl::StrAppend(&out, "    kernel ", k, " (", kernel_kind_name(kernel.kind));
-      if (kernel.roots.size() > 1) absl::StrAppend(&out, ", ", kernel.roots.size(), " outputs");
-      absl::StrAppend(&out, ", over ", ir::type_str(kernel.domain), "):\n");
+      absl::StrAppend(&out, "    ", kernel_title(fn_, plan_, k), ":\n");
       for (int i : kernel.eqns)
         absl::StrAppend(&out, "      ", equation(fn_.eqns[static_cast<size_t>(i)]), "\n");
       host_steps_after(static_cast<int>(k));
@@ -709,28 +713,15 @@ class FusedPrinter {
   }
 
  private:
-  void name(VarId v) {
-    std::string& n = names_[static_cast<size_t>(v)];
-    if (n.empty()) n = ir::var_name(next_++);
-  }
   std::string binder(VarId v) const {
     return absl::StrCat(names_[static_cast<size_t>(v)], ":", ir::type_str(fn_.type(v)));
   }
-  std::string equation(const Eqn& e) const {
-    std::vector<std::string> outs, ins;
-    for (VarId v : e.out) outs.push_back(binder(v));
-    for (VarId v : e.in) ins.push_back(names_[static_cast<size_t>(v)]);
-    std::string ps = ir::params_str(e.prim, e.params);
-    return absl::StrCat(absl::StrJoin(outs, " "), " = ", detail::str_part(ir::prim_name(e.prim)),
-                        ps.empty() ? "" : absl::StrCat("[", ps, "]"), ins.empty() ? "" : " ",
-                        absl::StrJoin(ins, " "));
-  }
+  std::string equation(const Eqn& e) const { return ir::eqn_str(fn_, e, names_); }
 
   const ir::Function& fn_;
   const FusionPlan& plan_;
   std::vector<std::string> names_;
   std::vector<VarId> header_;
-  int next_ = 0;
 };
 
 }  // namespace
@@ -743,6 +734,27 @@ std::string fused_ir_str(const ir::Function& fn, const FusionPlan& plan) {
   return FusedPrinter(fn, plan).print();
 }
 
+std::string kernel_title(const ir::Function& fn, const FusionPlan& plan, size_t k) {
+  const Kernel& kernel = plan.kernels[k];
+  if (kernel.kind == KernelKind::kHost)
+    return absl::StrCat(
+        "host ", k, " (",
+        detail::str_part(ir::prim_name(fn.eqns[static_cast<size_t>(kernel.eqn)].prim)), ")");
+  if (kernel.kind == KernelKind::kRegion) {
+    const char* how = kernel.chunked  ? "one compiled loop, each thread all steps on a chunk"
+                      : kernel.driven ? "one compiled loop"
+                                      : "driven step by step by the runtime";
+    return absl::StrCat(
+        "region ", k, " (",
+        detail::str_part(ir::prim_name(fn.eqns[static_cast<size_t>(kernel.eqn)].prim)), ", ", how,
+        ")");
+  }
+  return absl::StrCat(
+      "kernel ", k, " (", kernel_kind_name(kernel.kind),
+      kernel.roots.size() > 1 ? absl::StrCat(", ", kernel.roots.size(), " outputs") : "", ", over ",
+      ir::type_str(kernel.domain), ")");
+}
+
 const char* kernel_kind_name(KernelKind kind) {
   switch (kind) {
     case KernelKind::kElementwise: return "elementwise";
@@ -750,6 +762,7 @@ const char* kernel_kind_name(KernelKind kind) {
     case KernelKind::kMatmul: return "matmul";
     case KernelKind::kConcatenate: return "concatenate";
     case KernelKind::kRegion: return "region";
+    case KernelKind::kHost: return "host";
   }
   return "?";
 }

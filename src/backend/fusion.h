@@ -16,6 +16,9 @@
 //   region       a control-flow equation (cond, while, scan): no code of its own; the runtime
 //                runs its sub-plans (one per region, planned like any function) as a loop or a
 //                branch, with the loop's carries in buffers allocated once per call
+//   host         an effect with a result (all_sum): no code of its own; the runtime performs
+//                it on the host between kernels, from its operand's buffer into its result's,
+//                and kernels reading the result come after it
 //
 // So a plan is a tree: kernels, host steps, and region steps whose sub-plans hold the same.
 #include <cstdint>
@@ -39,7 +42,7 @@ enum class Storage : uint8_t {
   kResult,    // a reduction, matmul, concatenation or control-flow result: always loaded
 };
 
-enum class KernelKind : uint8_t { kElementwise, kReduce, kMatmul, kConcatenate, kRegion };
+enum class KernelKind : uint8_t { kElementwise, kReduce, kMatmul, kConcatenate, kRegion, kHost };
 
 // A kernel call runs on several threads when its work (Kernel::work units, about 0.02-0.03 ns
 // each once vectorized) reaches kParallelMinWork: about 10 microseconds, against a few to wake
@@ -73,7 +76,7 @@ struct Kernel {
   int64_t work = 1;
   // The buffers it reads, then writes (slot numbers), for the lowering's noalias arguments.
   std::vector<int> reads, writes;
-  // kRegion: the control-flow equation, and the plan of each of its regions.
+  // kRegion: the control-flow equation, and the plan of each of its regions. kHost: the effect.
   int eqn = -1;
   std::vector<std::shared_ptr<const FusionPlan>> regions;
   // kRegion, scan or while: the whole loop is one compiled function (a driver that sets the body's
@@ -89,9 +92,10 @@ struct Kernel {
   bool parallel() const { return splittable && trip_count * work >= kParallelMinWork; }
 };
 
-/// An effect (debug_print) the runtime performs on the host between kernels. Its operands all
-/// have buffers; it runs after the kernels computing them and after the previous host step, so
-/// effects keep program order.
+/// An effect without results (debug_print) the runtime performs on the host between kernels.
+/// Its operands all have buffers; it runs after the kernels computing them and after the
+/// previous effect (host step, kHost kernel or region step holding one), so effects keep
+/// program order.
 struct HostStep {
   int eqn = -1;    // the equation
   int after = -1;  // the kernel it follows; -1: before every kernel
@@ -126,7 +130,16 @@ FusionPlan plan_fusion(const ir::Function& fn, const FusionOptions& options = {}
 /// two kernels appears in both), and its outputs. Variables are named as ir::to_string names them.
 std::string fused_ir_str(const ir::Function& fn, const FusionPlan& plan);
 
-/// "elementwise", "reduce", "matmul", "concatenate", "region".
+/// How the fused program names plan.kernels[k]: "kernel 0 (reduce, 2 outputs, over f32[128,1])",
+/// "region 1 (scan, one compiled loop)".
+std::string kernel_title(const ir::Function& fn, const FusionPlan& plan, size_t k);
+
+/// The fused program as a Graphviz digraph (ir/dot.h): a cluster per kernel holding the
+/// equations it evaluates (each drawn once, in the first kernel that does), host steps as notes
+/// between them, region steps as clusters nesting their regions' own plans.
+std::string fused_dot(const ir::Function& fn, const FusionPlan& plan);
+
+/// "elementwise", "reduce", "matmul", "concatenate", "region", "host".
 const char* kernel_kind_name(KernelKind kind);
 
 }  // namespace tracejit::backend

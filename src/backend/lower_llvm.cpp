@@ -94,6 +94,7 @@ class Lowering {
   void lower_all(std::vector<std::string>& symbols) {
     for (size_t k = 0; k < plan_.kernels.size(); ++k) {
       const Kernel& kernel = plan_.kernels[k];
+      if (kernel.kind == KernelKind::kHost) continue;  // no code: the runtime performs it
       if (kernel.kind != KernelKind::kRegion) {
         lower_kernel(static_cast<int>(k));
         symbols.push_back(kernel_symbol(prefix_, k));
@@ -551,8 +552,8 @@ class Lowering {
         cannot_lower(p, d);
       }
       case Prim::kReduceSum: case Prim::kReduceMax: case Prim::kMatmul: case Prim::kConcatenate:
-      case Prim::kDebugPrint: case Prim::kCall: case Prim::kCond: case Prim::kWhile:
-      case Prim::kScan: case Prim::kCustomVjp:
+      case Prim::kDebugPrint: case Prim::kAllSum: case Prim::kCall: case Prim::kCond:
+      case Prim::kWhile: case Prim::kScan: case Prim::kCustomVjp:
         break;
     }
     detail::fail_internal(__FILE__, __LINE__, "a kernel-level primitive cannot be inline");
@@ -1007,6 +1008,7 @@ class Lowering {
       case KernelKind::kMatmul: lower_matmul(kernel, begin, end); break;
       case KernelKind::kConcatenate: lower_concatenate(kernel, begin, end); break;
       case KernelKind::kRegion: break;  // runs its sub-plans on the host; see lower_all
+      case KernelKind::kHost: break;    // the runtime performs it
     }
     b_.CreateRetVoid();
 

@@ -170,6 +170,9 @@ BatchRule batch_rule(Prim p) {
       return matmul_rule;
     case Prim::kDebugPrint:
       return debug_print_rule;
+    case Prim::kAllSum:
+      // An elementwise sum over ranks: the batched value summed at once is every lane summed.
+      return elementwise;
     case Prim::kCall:
       return call_batch;
     case Prim::kCond:

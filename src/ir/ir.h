@@ -53,8 +53,9 @@ const PrimInfo& prim_info(Prim p);
 inline std::string_view prim_name(Prim p) { return prim_info(p).name; }
 /// Elementwise: one output element depends on the same-index element of each operand.
 bool is_elementwise(Prim p);
-/// Runs for a side effect and has no results: passes keep it, never merge it with an equal
-/// equation, and keep effects in program order; the tracer records every bind of it.
+/// Runs on the host for a side effect (debug_print: no results; all_sum: one): passes keep it,
+/// never merge it with an equal equation, and keep effects in program order; the tracer
+/// records every bind of it.
 bool has_effect(Prim p);
 /// Carries sub-programs (Params::regions).
 inline bool has_regions(Prim p) { return prim_info(p).kind == PrimKind::Region; }
@@ -162,6 +163,11 @@ bool has_effect(const Function& fn);
 std::string to_string(const Function& fn);
 /// The printed name of the n-th variable in order of appearance: a, b, ..., z, ba, bb, ...
 std::string var_name(int n);
+/// Every variable of `fn` as to_string spells it (indexed by VarId): a scalar constant as its
+/// literal, the others named in order of appearance (constants, captures, inputs, results).
+std::vector<std::string> var_names(const Function& fn);
+/// One equation as to_string prints it, "f:f32[3] = mul d e", variables spelled by `names`.
+std::string eqn_str(const Function& fn, const Eqn& e, std::span<const std::string> names);
 /// A scalar constant as an inline literal, e.g. "2.0:f32[]".
 std::string literal_str(const Type& type, const base::Buffer& value);
 /// The key a region prints under: "body", "cond", "true_branch", ...

@@ -2,7 +2,6 @@
 // renamed a, b, ..., z, ba, bb, ... in order of appearance, as JAX prints jaxprs.
 #include <charconv>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -39,32 +38,20 @@ std::string indent(std::string_view text, std::string_view prefix) {
 
 class Printer {
  public:
-  explicit Printer(const Function& fn) : fn_(fn) {
-    for (size_t i = 0; i < fn.const_vars.size(); ++i) {
-      const Type& type = fn.type(fn.const_vars[i]);
-      if (type.shape.empty()) literals_[fn.const_vars[i]] = literal_str(type, *fn.const_values[i]);
-    }
-  }
+  explicit Printer(const Function& fn) : fn_(fn), names_(var_names(fn)) {}
 
-  std::string print() {
+  std::string print() const {
     std::string out = "{ lambda ";
     std::vector<std::string> header;
     for (VarId v : fn_.const_vars)
-      if (!literals_.contains(v)) header.push_back(binder(v));
+      if (!fn_.type(v).shape.empty()) header.push_back(binder(v));
     for (VarId v : fn_.captures) header.push_back(binder(v));
     absl::StrAppend(&out, absl::StrJoin(header, " "), header.empty() ? "; " : " ; ");
     std::vector<std::string> params;
     for (VarId v : fn_.inputs) params.push_back(binder(v));
     absl::StrAppend(&out, absl::StrJoin(params, " "), ". let\n");
     for (const Eqn& e : fn_.eqns) {
-      std::vector<std::string> outs, ins;
-      for (VarId v : e.out) outs.push_back(binder(v));
-      for (VarId v : e.in) ins.push_back(use(v));
-      std::string ps = params_str(e.prim, e.params);
-      absl::StrAppend(&out, "    ", absl::StrJoin(outs, " "), outs.empty() ? "" : " = ",
-                      detail::str_part(prim_name(e.prim)),
-                      ps.empty() ? "" : absl::StrCat("[", ps, "]"), ins.empty() ? "" : " ",
-                      absl::StrJoin(ins, " "), "\n");
+      absl::StrAppend(&out, "    ", eqn_str(fn_, e, names_), "\n");
       for (size_t r = 0; r < e.params.regions.size(); ++r)
         absl::StrAppend(&out, indent(absl::StrCat(region_name(e.prim, r, e.params.regions.size()), "=",
                                                   to_string(*e.params.regions[r])),
@@ -72,7 +59,7 @@ class Printer {
                         "\n");
     }
     std::vector<std::string> outs;
-    for (VarId v : fn_.outputs) outs.push_back(use(v));
+    for (VarId v : fn_.outputs) outs.push_back(names_[static_cast<size_t>(v)]);
     absl::StrAppend(&out, "  in ", fn_.outputs.size() == 1 ? absl::StrCat("(", outs[0], ",)")
                                                            : absl::StrCat("(", absl::StrJoin(outs, ", "), ")"),
                     " }");
@@ -80,21 +67,12 @@ class Printer {
   }
 
  private:
-  std::string name(VarId v) {
-    auto [it, fresh] = names_.try_emplace(v, "");
-    if (fresh) it->second = var_name(next_++);
-    return it->second;
-  }
-  std::string binder(VarId v) { return absl::StrCat(name(v), ":", type_str(fn_.type(v))); }
-  std::string use(VarId v) {
-    auto lit = literals_.find(v);
-    return lit != literals_.end() ? lit->second : name(v);
+  std::string binder(VarId v) const {
+    return absl::StrCat(names_[static_cast<size_t>(v)], ":", type_str(fn_.type(v)));
   }
 
   const Function& fn_;
-  absl::flat_hash_map<VarId, std::string> names_;
-  absl::flat_hash_map<VarId, std::string> literals_;
-  int next_ = 0;
+  std::vector<std::string> names_;
 };
 
 }  // namespace
@@ -160,6 +138,38 @@ std::string params_str(Prim prim, const Params& p) {
                           " reverse=", p.reverse ? "True" : "False");
   }
   return "";
+}
+
+std::vector<std::string> var_names(const Function& fn) {
+  std::vector<std::string> names(static_cast<size_t>(fn.num_vars()));
+  int next = 0;
+  auto name = [&](VarId v) {
+    std::string& n = names[static_cast<size_t>(v)];
+    if (n.empty()) n = var_name(next++);
+  };
+  for (size_t i = 0; i < fn.const_vars.size(); ++i) {
+    const Type& type = fn.type(fn.const_vars[i]);
+    if (type.shape.empty())
+      names[static_cast<size_t>(fn.const_vars[i])] = literal_str(type, *fn.const_values[i]);
+  }
+  for (VarId v : fn.const_vars) name(v);
+  for (VarId v : fn.captures) name(v);
+  for (VarId v : fn.inputs) name(v);
+  for (const Eqn& e : fn.eqns)
+    for (VarId v : e.out) name(v);
+  return names;
+}
+
+std::string eqn_str(const Function& fn, const Eqn& e, std::span<const std::string> names) {
+  std::vector<std::string> outs, ins;
+  for (VarId v : e.out)
+    outs.push_back(absl::StrCat(names[static_cast<size_t>(v)], ":", type_str(fn.type(v))));
+  for (VarId v : e.in) ins.push_back(names[static_cast<size_t>(v)]);
+  std::string ps = params_str(e.prim, e.params);
+  return absl::StrCat(absl::StrJoin(outs, " "), outs.empty() ? "" : " = ",
+                      detail::str_part(prim_name(e.prim)),
+                      ps.empty() ? "" : absl::StrCat("[", ps, "]"), ins.empty() ? "" : " ",
+                      absl::StrJoin(ins, " "));
 }
 
 std::string to_string(const Function& fn) { return Printer(fn).print(); }

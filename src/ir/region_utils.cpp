@@ -93,7 +93,7 @@ std::shared_ptr<const Function> strip_effects(std::shared_ptr<const Function> fn
   auto copy = std::make_shared<Function>(*fn);
   std::vector<Eqn> eqns;
   for (Eqn& e : copy->eqns) {
-    if (has_effect(e.prim)) continue;
+    if (has_effect(e.prim) && e.out.empty()) continue;  // an effect with results stays
     for (auto& r : e.params.regions) r = strip_effects(r);
     eqns.push_back(std::move(e));
   }

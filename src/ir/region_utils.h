@@ -14,7 +14,8 @@ bool inline_calls(Function& fn, bool custom_vjp);
 /// `fn` with its calls (and custom_vjp primals) inlined; `fn` itself when it has none.
 std::shared_ptr<const Function> inline_calls(std::shared_ptr<const Function> fn, bool custom_vjp);
 
-/// `fn` without its effects (debug_print), also inside its regions; `fn` itself when it has none.
+/// `fn` without its effects that have no results (debug_print), also inside its regions; `fn`
+/// itself when it has none. Effects with results (all_sum) stay: later equations read them.
 std::shared_ptr<const Function> strip_effects(std::shared_ptr<const Function> fn);
 
 }  // namespace tracejit::ir

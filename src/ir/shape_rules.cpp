@@ -52,6 +52,10 @@ void check_dtype(Prim p, std::span<const Type> in) {
       ok = is_integer(d);
       fix = "shifts take i32 or u32";
       break;
+    case Prim::kAllSum:
+      ok = d != DType::bool_;
+      fix = "sum counts instead: tj::astype(x, tj::DType::i32)";
+      break;
     case Prim::kDebugPrint:
     case Prim::kStopGradient: case Prim::kConvert: case Prim::kBitcast: case Prim::kMax:
     case Prim::kMin: case Prim::kEq: case Prim::kNe: case Prim::kLt: case Prim::kLe:
@@ -422,6 +426,8 @@ std::vector<Type> infer(Prim p, std::span<const Type> in, const Params& params) 
         raise<Error>(info.name, "the format '", params.text, "' has ",
                      detail::count_placeholders(params.text), " placeholders for ", in.size(), " operands");
       return {};
+    case Prim::kAllSum:
+      return {in[0]};
     case Prim::kCall: return call_types(in, params);
     case Prim::kCond: return cond_types(in, params);
     case Prim::kWhile: return while_types(in, params);

@@ -133,8 +133,8 @@ class Simplifier {
       case Prim::kXor: case Prim::kShl: case Prim::kShr: case Prim::kEq: case Prim::kNe:
       case Prim::kLt: case Prim::kLe: case Prim::kGt: case Prim::kGe: case Prim::kReduceSum:
       case Prim::kReduceMax: case Prim::kConcatenate: case Prim::kIota: case Prim::kMatmul:
-      case Prim::kDebugPrint: case Prim::kCall: case Prim::kCond: case Prim::kWhile:
-      case Prim::kScan: case Prim::kCustomVjp:
+      case Prim::kDebugPrint: case Prim::kAllSum: case Prim::kCall: case Prim::kCond:
+      case Prim::kWhile: case Prim::kScan: case Prim::kCustomVjp:
         return false;
     }
     return false;

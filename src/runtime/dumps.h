@@ -16,9 +16,10 @@ bool dumps_requested();
 std::string dump_file_name(std::string_view name);
 
 /// Writes the stages of one compilation as DIR/NAME.SEQ.{traced.txt,optimized.txt,ll,opt.ll,s},
-/// SEQ counting compilations in this process. Does nothing when TRACEJIT_DUMP_DIR is unset or
-/// empty; a directory it cannot write gets one warning on stderr, never an error. NAME is
-/// dump_file_name(name); the files are opened relative to DIR and never through a symlink.
+/// their pictures as NAME.SEQ.{traced,optimized}.dot and, when Graphviz's `dot` is on PATH, .svg
+/// rendered from them; SEQ counts compilations in this process. Does nothing when TRACEJIT_DUMP_DIR
+/// is unset or empty; a directory it cannot write gets one warning on stderr, never an error. NAME
+/// is dump_file_name(name); the files are opened relative to DIR and never through a symlink.
 void write_dumps(const std::string& name, const ir::Function& traced, const backend::Executable& exe);
 
 }  // namespace tracejit::detail

@@ -208,6 +208,7 @@ Lowered JitCache::lower(const TracedFn& traced) const {
   l.llvm_ir_ = exe.llvm_ir();
   l.optimized_llvm_ir_ = exe.optimized_llvm_ir();
   l.assembly_ = exe.assembly();
+  l.dot_ = exe.fused_dot();
   return l;
 }
 

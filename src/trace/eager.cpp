@@ -12,6 +12,7 @@
 #include "base/dtype_dispatch.h"
 #include "base/errors.h"
 #include "base/array_impl.h"
+#include "distributed/collectives.h"
 
 namespace tracejit::detail {
 namespace {
@@ -409,6 +410,9 @@ void eval_into(Prim p, std::span<const Array> in, const ir::Params& params, Arra
       return;
     case Prim::kDebugPrint:
       break;  // no result: eval_eager prints it
+    case Prim::kAllSum:
+      all_sum_buffer(in[0].impl()->buffer->data(), out.impl()->buffer->data(), ot);
+      return;
     case Prim::kCall: case Prim::kCond: case Prim::kWhile: case Prim::kScan: case Prim::kCustomVjp:
       break;  // eval_eager hands them to eval_region
   }
@@ -419,7 +423,10 @@ void eval_into(Prim p, std::span<const Array> in, const ir::Params& params, Arra
 
 std::vector<int64_t> row_major_strides(const Shape& shape) {
   std::vector<int64_t> st(shape.size(), 1);
-  for (size_t i = shape.size(); i-- > 1;) st[i - 1] = st[i] * shape[i];
+  // Non-empty shapes passed check_shape, so these products fit; an empty array's strides are
+  // never used and may wrap ({0, 2^62, 2^62}), which unsigned arithmetic keeps defined.
+  for (size_t i = shape.size(); i-- > 1;)
+    st[i - 1] = static_cast<int64_t>(static_cast<uint64_t>(st[i]) * static_cast<uint64_t>(shape[i]));
   return st;
 }
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
 #include "base/array_impl.h"
+#include "ir/dot.h"
 #include "trace/eager.h"
 
 namespace tracejit::detail {
@@ -329,5 +330,6 @@ Traced TraceScope::finish(const std::vector<Array>& outputs) {
 
 namespace tracejit {
 std::string IR::str() const { return ir::to_string(*fn_); }
+std::string IR::dot() const { return ir::to_dot(*fn_, fn_->name.empty() ? "traced" : fn_->name); }
 std::ostream& operator<<(std::ostream& os, const IR& ir) { return os << ir.str(); }
 }  // namespace tracejit

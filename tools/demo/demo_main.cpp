@@ -16,8 +16,11 @@ constexpr const char* kUsage =
     "usage: tracejit-demo counter|regression [--flag=value ...]\n"
     "  counter     the seed's Counter: side effects run once at trace time, state threaded explicitly\n"
     "  regression  linear regression with a jitted, differentiated SGD step (--loop=scan: all\n"
-    "              steps in one jitted tj::scan, timed against one call per step)\n"
-    "  flags: --dump_dir (both); --steps --lr --seed --threefry --plot --loop (regression)\n";
+    "              steps in one jitted tj::scan, timed against one call per step;\n"
+    "              --data-parallel under mpirun: the points split over the ranks, gradients\n"
+    "              averaged each step)\n"
+    "  flags: --dump_dir (both); --steps --lr --seed --threefry --plot --loop --data_parallel\n"
+    "  (regression); a bool flag alone means true\n";
 
 // Parses --name=value and --name value with abseil's registered flags, so types, defaults and
 // values' syntax come from ABSL_FLAG; a bad flag gives one line and exit status 2.
@@ -31,14 +34,10 @@ bool parse_flags(const std::vector<std::string>& args) {
     arg = arg.substr(2);
     std::string value;
     size_t eq = arg.find('=');
-    if (eq != std::string::npos) {
+    const bool inline_value = eq != std::string::npos;
+    if (inline_value) {
       value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    } else {
-      std::cerr << "tracejit-demo: flag --" << arg << " needs a value\n";
-      return false;
     }
     for (char& c : arg)
       if (c == '-') c = '_';  // --dump-dir and --dump_dir both work
@@ -46,8 +45,19 @@ bool parse_flags(const std::vector<std::string>& args) {
     std::string error;
     if (!flag) {
       std::cerr << "tracejit-demo: unknown flag --" << arg
-                << " (flags: --dump_dir, --steps, --lr, --seed, --threefry, --plot, --loop)\n";
+                << " (flags: --dump_dir, --steps, --lr, --seed, --threefry, --plot, --loop, "
+                   "--data_parallel)\n";
       return false;
+    }
+    if (!inline_value) {
+      if (flag->IsOfType<bool>() && (i + 1 == args.size() || args[i + 1].rfind("--", 0) == 0)) {
+        value = "true";  // --data-parallel
+      } else if (i + 1 < args.size()) {
+        value = args[++i];
+      } else {
+        std::cerr << "tracejit-demo: flag --" << arg << " needs a value\n";
+        return false;
+      }
     }
     if (!flag->ParseFrom(value, &error)) {
       // absl's `error` repeats the value; the flag's help and default say what fits instead.

@@ -1,7 +1,9 @@
 // tracejit-difftest --programs N --seed S [--max-eqns K] [--only jit|grad]: generates N random
 // programs from seed S, runs the checks of checks.h on each, and reports every disagreement
-// with the shrunk program's IR and listing. The last line is exactly "N programs, M
-// mismatches"; the exit status is 0 only when M is 0.
+// with the shrunk program's IR and listing; progress goes to stderr (progress.h). The last line is
+// exactly "N programs, M mismatches"; the exit status is 0 only when M is 0.
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdint>
 #include <iostream>
@@ -16,6 +18,7 @@
 #include "checks.h"
 #include "evaluator.h"
 #include "generator.h"
+#include "progress.h"
 #include "shrink.h"
 
 ABSL_FLAG(int64_t, programs, 100, "number of programs to generate and check");
@@ -26,6 +29,9 @@ ABSL_FLAG(std::string, only, "",
 ABSL_FLAG(int64_t, program, -1, "check only program number i of the seed (to reproduce a report)");
 ABSL_FLAG(bool, shrink, true, "shrink each failing program to a minimal reproducer");
 ABSL_FLAG(bool, verbose, false, "print each program's listing, and progress with counters");
+ABSL_FLAG(bool, progress, true,
+          "show progress on stderr: one self-updating line on a terminal, a line every 30 s "
+          "otherwise (off with --verbose, which prints its own)");
 ABSL_FLAG(bool, loops, true,
           "generate control flow: tj::cond, while_loop, fori_loop and scan, sometimes nested");
 
@@ -88,6 +94,12 @@ int run() {
   std::map<std::string, int64_t> op_counts;  // how often each op was generated
   int64_t checked = 0, mismatches = 0;
   const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  const bool show_progress = absl::GetFlag(FLAGS_progress) && !verbose;
+  const int64_t total = absl::GetFlag(FLAGS_program) >= 0 ? 1 : n;
+  Progress progress(std::cerr, ::isatty(STDERR_FILENO) == 1, total);
   for (int64_t i = 0; i < n; ++i) {
     if (absl::GetFlag(FLAGS_program) >= 0 && i != absl::GetFlag(FLAGS_program)) continue;
     SeededRng rng(program_seed(seed, static_cast<uint64_t>(i)));
@@ -107,10 +119,12 @@ int run() {
                                    stats.unknown - unknown_before);
     if (m) {
       ++mismatches;
+      progress.clear();
       report(p, *m, options, absl::GetFlag(FLAGS_shrink), stats);
     }
+    if (show_progress) progress.update(checked, mismatches, elapsed());
     if (verbose && (checked % 100 == 0 || i + 1 == n)) {
-      double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double s = elapsed();
       std::cerr << absl::StrFormat(
           "[difftest] %d programs in %.1f s: %d compiles, %d elements compared, %d unknown, "
           "%d gradient programs, %d finite-difference directions (%d unsettled), %d jvp "
@@ -120,6 +134,7 @@ int run() {
           mismatches);
     }
   }
+  if (show_progress) progress.finish(checked, mismatches, elapsed());
   if (verbose) {
     std::cerr << "[difftest] operations generated:";
     for (const auto& [name, count] : op_counts) std::cerr << " " << name << " " << count;

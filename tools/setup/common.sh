@@ -2,8 +2,11 @@
 # missing, then configures and builds into build/ (or $TRACEJIT_BUILD_DIR).
 set -euo pipefail
 
+# libopenmpi-dev and openmpi-bin: tj::distributed and its mpirun tests; graphviz and
+# librsvg2-bin: the dumps' SVG pictures and the tests that render DOT and the demo's plot.
 TRACEJIT_PACKAGES=(cmake ninja-build g++ llvm-19-dev zlib1g-dev libzstd-dev libabsl-dev
-                   libgtest-dev libgmock-dev libbenchmark-dev)
+                   libgtest-dev libgmock-dev libbenchmark-dev libopenmpi-dev openmpi-bin
+                   graphviz librsvg2-bin)
 
 tracejit_install_packages() {
   local missing=()

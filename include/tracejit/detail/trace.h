@@ -19,6 +19,9 @@ class IR {
  public:
   explicit IR(std::shared_ptr<const ir::Function> fn) : fn_(std::move(fn)) {}
   std::string str() const;
+  /// The program as a Graphviz DOT digraph: a node per equation (its printed line), an edge per
+  /// operand, loops and branches as clusters nesting their regions. `dot -Tsvg` renders it.
+  std::string dot() const;
   const ir::Function& function() const { return *fn_; }
   const std::shared_ptr<const ir::Function>& shared() const { return fn_; }
 

@@ -1,0 +1,37 @@
+# `mpirun -np 2 tracejit-demo regression --data-parallel` prints one result, from rank 0, equal
+# (1e-6) to the single-process run's.
+file(REMOVE_RECURSE "${WORK}")
+file(MAKE_DIRECTORY "${WORK}")
+function(fit out_w out_b out_text)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
+                  WORKING_DIRECTORY "${WORK}")
+  if(rc)
+    message(FATAL_ERROR "${ARGN} failed (${rc}):\n${out}\n${err}")
+  endif()
+  string(REGEX MATCHALL "weight=[-0-9.]+ bias=[-0-9.]+" fits "${out}")
+  list(LENGTH fits n)
+  if(NOT n EQUAL 1)
+    message(FATAL_ERROR "expected one result line, got ${n}:\n${out}")
+  endif()
+  string(REGEX MATCH "weight=([-0-9.]+) bias=([-0-9.]+)" _ "${fits}")
+  set(${out_w} ${CMAKE_MATCH_1} PARENT_SCOPE)
+  set(${out_b} ${CMAKE_MATCH_2} PARENT_SCOPE)
+  set(${out_text} "${out}" PARENT_SCOPE)
+endfunction()
+
+fit(w1 b1 single "${DEMO}" regression --plot=single.svg)
+fit(w2 b2 parallel ${MPIRUN_FLAGS} "${DEMO}" regression --data-parallel --plot=parallel.svg)
+message(STATUS "single process: weight=${w1} bias=${b1}; 2 ranks: weight=${w2} bias=${b2}")
+message(STATUS "${parallel}")
+# CMake has no floating point: compare through a tiny expression in the demo's printed digits
+# (six decimals), so within 1e-6 means the printed values differ by at most one in the last.
+foreach(pair "${w1};${w2}" "${b1};${b2}")
+  list(GET pair 0 a)
+  list(GET pair 1 b)
+  string(REPLACE "." "" ia "${a}")
+  string(REPLACE "." "" ib "${b}")
+  math(EXPR diff "${ia} - ${ib}")
+  if(diff GREATER 1 OR diff LESS -1)
+    message(FATAL_ERROR "the data-parallel fit ${b} differs from the single-process ${a}")
+  endif()
+endforeach()
