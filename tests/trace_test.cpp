@@ -79,6 +79,20 @@ TEST(Trace, HashConsesIdenticalEquations) {
   EXPECT_EQ(prim_names(fn_of(ir)), (std::vector<std::string>{"exp", "add"}));
 }
 
+TEST(Trace, EqualCxxScalarsShareOneConstant) {
+  // Each `0.25f` is a fresh Array; the trace keeps one constant per (type, bits), so the
+  // broadcasts of it hash-cons and `x * 0.25f` traced twice is one equation: broadcast 0.25,
+  // mul, add, broadcast 0.5, mul, add. 0.0f and -0.0f differ in bits and stay apart.
+  tj::IR ir = tj::make_ir([](const Array& x) {
+    Array y = x * 0.25f + 0.25f;
+    return y * 0.5f + x * 0.25f;
+  })(tj::zeros({4}));
+  EXPECT_EQ(fn_of(ir).eqns.size(), 6u) << ir.str();
+  EXPECT_EQ(fn_of(ir).const_vars.size(), 2u) << ir.str();
+  tj::IR zeros = tj::make_ir([](const Array& x) { return (x + 0.f) * (x + -0.f); })(tj::zeros({4}));
+  EXPECT_EQ(fn_of(zeros).const_vars.size(), 2u) << zeros.str();
+}
+
 TEST(Trace, ParametersArePrinted) {
   tj::IR ir = tj::make_ir([](Array x) {
     return tj::sum(tj::transpose(tj::reshape(x, {2, 3}), {1, 0}), {0});

@@ -103,18 +103,6 @@ struct Eqn {
   Params params;
 };
 
-/// An equation's identity for hash-consing and CSE: primitive, operands and parameters.
-struct EqnKey {
-  Prim prim;
-  absl::InlinedVector<VarId, 3> in;
-  Params params;
-  bool operator==(const EqnKey&) const = default;
-  template <typename H>
-  friend H AbslHashValue(H h, const EqnKey& k) {
-    return H::combine(std::move(h), k.prim, k.in, k.params);
-  }
-};
-
 struct Function {
   std::string name;
   std::vector<Type> types;        // indexed by VarId

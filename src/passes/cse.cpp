@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/container/flat_hash_map.h"
+#include "ir/eqn_index.h"
 #include "passes/pipeline.h"
 #include "passes/rewrite.h"
 
@@ -40,20 +41,19 @@ bool cse(ir::Function& fn) {
     auto [it, fresh] = consts.try_emplace(const_key(fn.type(v), *fn.const_values[i]), v);
     if (!fresh) subst.replace(v, it->second);
   }
-  absl::flat_hash_map<ir::EqnKey, absl::InlinedVector<ir::VarId, 1>> seen;
   std::vector<ir::Eqn> eqns;
+  eqns.reserve(fn.eqns.size());
+  ir::EqnIndex seen(&eqns);
   for (ir::Eqn& e : fn.eqns) {
     subst.apply(e);
-    if (ir::has_effect(e)) {  // two equal prints both print
-      eqns.push_back(std::move(e));
+    const bool effect = ir::has_effect(e);  // two equal prints both print
+    if (int i = effect ? -1 : seen.find(e.prim, e.in, e.params); i >= 0) {
+      const ir::Eqn& first = eqns[static_cast<size_t>(i)];
+      for (size_t k = 0; k < e.out.size(); ++k) subst.replace(e.out[k], first.out[k]);
       continue;
     }
-    auto [it, fresh] = seen.try_emplace(ir::EqnKey{e.prim, e.in, e.params}, e.out);
-    if (fresh) {
-      eqns.push_back(std::move(e));
-      continue;
-    }
-    for (size_t k = 0; k < e.out.size(); ++k) subst.replace(e.out[k], it->second[k]);
+    eqns.push_back(std::move(e));
+    if (!effect) seen.insert(static_cast<int>(eqns.size() - 1));
   }
   bool changed = eqns.size() != fn.eqns.size() || !subst.empty();
   fn.eqns = std::move(eqns);

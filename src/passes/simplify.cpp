@@ -21,29 +21,29 @@ constexpr int64_t kMaxFoldElements = 64;
 
 class Simplifier {
  public:
-  explicit Simplifier(ir::Function& fn) : fn_(fn) {
+  explicit Simplifier(ir::Function& fn) : fn_(fn), def_(static_cast<size_t>(fn.num_vars()), -1) {
     for (size_t i = 0; i < fn.const_vars.size(); ++i)
       const_of_[fn.const_vars[i]] = detail::array_over(fn.type(fn.const_vars[i]), fn.const_values[i]);
   }
 
+  // The kept equations are compacted in place, at the front of fn_.eqns.
   bool run() {
     bool changed = false;
-    for (ir::Eqn& e : fn_.eqns) {
+    for (size_t i = 0; i < fn_.eqns.size(); ++i) {
+      ir::Eqn& e = fn_.eqns[i];
       subst_.apply(e);
       // Effects have no result to fold or forward; loops and branches are not run at compile
       // time (their regions were optimized on their own): both are kept in place.
-      if (ir::has_effect(e) || ir::has_regions(e.prim)) {
-        kept_.push_back(std::move(e));
-        continue;
-      }
-      if (fold(e) || rewrite(e)) {
+      const bool opaque = ir::has_effect(e) || ir::has_regions(e.prim);
+      if (!opaque && (fold(e) || rewrite(e))) {
         changed = true;
         continue;
       }
-      def_[e.out[0]] = kept_.size();
-      kept_.push_back(std::move(e));
+      if (!opaque) def_[static_cast<size_t>(e.out[0])] = static_cast<int>(kept_);
+      if (kept_ != i) fn_.eqns[kept_] = std::move(e);
+      ++kept_;
     }
-    fn_.eqns = std::move(kept_);
+    fn_.eqns.erase(fn_.eqns.begin() + static_cast<std::ptrdiff_t>(kept_), fn_.eqns.end());
     subst_.apply_outputs(fn_);
     return changed;
   }
@@ -78,9 +78,8 @@ class Simplifier {
 
   // True when v is a constant (possibly broadcast) whose every element equals `x`.
   bool is_splat(ir::VarId v, double x) const {
-    auto d = def_.find(v);
-    if (d != def_.end() && kept_[d->second].prim == Prim::kBroadcast)
-      return is_splat(kept_[d->second].in[0], x);
+    const ir::Eqn* d = producer(v);
+    if (d && d->prim == Prim::kBroadcast) return is_splat(d->in[0], x);
     auto it = const_of_.find(v);
     if (it == const_of_.end() || it->second.size() > kMaxFoldElements) return false;
     for (double e : it->second.to_vector<double>())
@@ -89,8 +88,9 @@ class Simplifier {
   }
 
   const ir::Eqn* producer(ir::VarId v) const {
-    auto d = def_.find(v);
-    return d == def_.end() ? nullptr : &kept_[d->second];
+    // Constants folded during this run are newer than def_, and no equation defines them.
+    const size_t i = static_cast<size_t>(v);
+    return i >= def_.size() || def_[i] < 0 ? nullptr : &fn_.eqns[static_cast<size_t>(def_[i])];
   }
 
   bool rewrite(ir::Eqn& e) {
@@ -143,8 +143,8 @@ class Simplifier {
   ir::Function& fn_;
   Substitution subst_;
   absl::flat_hash_map<ir::VarId, Array> const_of_;
-  std::vector<ir::Eqn> kept_;                   // the equations that stay, in order
-  absl::flat_hash_map<ir::VarId, size_t> def_;  // var -> index of its equation in kept_
+  size_t kept_ = 0;       // the equations that stay: fn_.eqns[0, kept_), in order
+  std::vector<int> def_;  // var -> index of its kept equation, or -1
 };
 
 }  // namespace

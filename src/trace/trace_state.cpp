@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
@@ -176,6 +177,20 @@ ir::VarId TraceState::var_for(const Array& a, std::string_view op) {
   if (impl.trace.get() == this) return impl.var;
   if (auto it = lifted_.find(&impl); it != lifted_.end()) return it->second;
   ir::VarId v;
+  if (!impl.is_tracer() && impl.type.rank() == 0) {
+    // C++ scalars come as a fresh Array per use (`y + 0.25f` in a loop): one constant per
+    // value, so that the broadcasts of it hash-cons too. Not kept in lifted_: this Array is not
+    // kept alive, and its address may come back as another one's.
+    uint64_t bits = 0;
+    std::memcpy(&bits, impl.buffer->data(), static_cast<size_t>(dtype_size(impl.type.dtype)));
+    auto [it, fresh] = scalar_consts_.try_emplace(std::pair{impl.type, bits}, 0);
+    if (!fresh) return it->second;
+    it->second = v = fn_.new_var(impl.type);
+    fn_.const_vars.push_back(v);
+    fn_.const_values.push_back(impl.buffer);
+    const_arrays_.push_back(a);
+    return v;
+  }
   if (!impl.is_tracer()) {
     v = fn_.new_var(impl.type);
     fn_.const_vars.push_back(v);
@@ -194,27 +209,27 @@ ir::VarId TraceState::var_for(const Array& a, std::string_view op) {
 
 std::vector<Array> TraceState::bind(ir::Prim prim, std::span<const Array> in,
                                     const ir::Params& params) {
-  ir::EqnKey key{prim, {}, params};
+  absl::InlinedVector<ir::VarId, 3> in_vars;
   std::vector<ir::Type> in_types;
   for (const Array& a : in) {
-    key.in.push_back(var_for(a, ir::prim_name(prim)));
-    in_types.push_back(fn_.type(key.in.back()));
+    in_vars.push_back(var_for(a, ir::prim_name(prim)));
+    in_types.push_back(fn_.type(in_vars.back()));
   }
   std::vector<Array> outs;
   // Effects (and regions holding one) are recorded every time they are bound.
   bool effect = ir::has_effect(prim, params);
-  if (auto it = effect ? recorded_.end() : recorded_.find(key); it != recorded_.end()) {
-    for (ir::VarId v : it->second) outs.push_back(make_tracer(v));
+  if (int i = effect ? -1 : recorded_.find(prim, in_vars, params); i >= 0) {
+    for (ir::VarId v : fn_.eqns[static_cast<size_t>(i)].out) outs.push_back(make_tracer(v));
     return outs;
   }
   std::vector<ir::Type> out_types = ir::infer_types(prim, in_types, params);
-  ir::Eqn eqn{prim, key.in, {}, params};
+  ir::Eqn eqn{prim, std::move(in_vars), {}, params};
   for (const ir::Type& t : out_types) {
     eqn.out.push_back(fn_.new_var(t));
     outs.push_back(make_tracer(eqn.out.back()));
   }
-  if (!effect) recorded_.emplace(std::move(key), eqn.out);
   fn_.eqns.push_back(std::move(eqn));
+  if (!effect) recorded_.insert(static_cast<int>(fn_.eqns.size() - 1));
   return outs;
 }
 
@@ -223,6 +238,7 @@ Traced TraceState::finish(const std::vector<Array>& outputs) {
   ir::verify(fn_, "trace", /*regions=*/false);
   Traced result{std::make_shared<ir::Function>(std::move(fn_)), std::move(captured_)};
   lifted_.clear();
+  scalar_consts_.clear();
   recorded_.clear();
   const_arrays_.clear();
   known_.clear();

@@ -11,6 +11,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
+#include "ir/eqn_index.h"
 #include "ir/ir.h"
 #include "tracejit/detail/trace.h"
 
@@ -60,6 +61,8 @@ class TraceState : public std::enable_shared_from_this<TraceState> {
   // Concrete arrays and outer tracers already lifted, by identity. The Arrays themselves are
   // kept alive by const_arrays_ and captured_, so the pointers stay unique.
   absl::flat_hash_map<const ArrayImpl*, ir::VarId> lifted_;
+  // Scalar constants by type and bits (var_for).
+  absl::flat_hash_map<std::pair<ir::Type, uint64_t>, ir::VarId> scalar_consts_;
   // known_value: values given for inputs or computed so far, by variable; which equation
   // defines each variable (filled up to eqns_indexed_); variables known to have no value.
   bool has_values_ = false;
@@ -68,7 +71,7 @@ class TraceState : public std::enable_shared_from_this<TraceState> {
   size_t eqns_indexed_ = 0;
   absl::flat_hash_set<ir::VarId> unknown_;
   // Hash-consing: an equation already recorded with the same operands and parameters.
-  absl::flat_hash_map<ir::EqnKey, absl::InlinedVector<ir::VarId, 1>> recorded_;
+  ir::EqnIndex recorded_{&fn_.eqns};
 };
 
 /// The innermost active trace of this thread, or null.
