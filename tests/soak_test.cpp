@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "../tools/bench/process_memory.h"
+#include "runtime/tiered.h"
 #include "seed_model.h"
 #include "tracejit/tracejit.h"
 
@@ -40,6 +41,9 @@ TEST(Soak, TwentyThousandStepsKeepMemoryFlat) {
     v = scalar(v);
   };
   for (int i = 0; i < kWarmup; ++i) step();
+  // The optimized tier comes in (tiered.h), and its first calls, before measuring.
+  tracejit::detail::wait_for_background_compiles();
+  for (int i = 0; i < kWarmup; ++i) step();
   const double rss0 = resident_bytes(), heap0 = heap_in_use_bytes();
   for (int i = 0; i < kCalls; ++i) step();
   EXPECT_LT(resident_bytes() - rss0, 1 << 20);
@@ -49,7 +53,7 @@ TEST(Soak, TwentyThousandStepsKeepMemoryFlat) {
   EXPECT_EQ(v.item<float>(), 2.f);
   EXPECT_NEAR(p.weight.item<float>(), 2.f, 1e-3f);
   EXPECT_NEAR(p.bias.item<float>(), -1.f, 1e-3f);
-  EXPECT_EQ(update.stats().compiles, 1);
+  EXPECT_EQ(update.stats().compiles + update.stats().shared_hits, 1);
 }
 
 }  // namespace
