@@ -29,6 +29,17 @@ struct JitOptions {
   /// How many signatures stay compiled; a new one beyond that evicts the least recently called
   /// (counted in JitStats::evictions; a later call with it traces again). 0 or less: no bound.
   int max_cached_signatures = 256;
+  /// Keeps compiled code across processes in this directory (env TRACEJIT_CACHE_DIR when this
+  /// is empty; README "Compile cache on disk"). Empty and no env: no disk cache.
+  std::string cache_dir;
+  /// Reuses code that another jit object in this process compiled from an equal optimized IR
+  /// with equal options (counted in JitStats::shared_hits), instead of compiling it again.
+  bool share_code = true;
+  /// Compiles a new signature in two tiers: quick code (LLVM's light pipeline) for the first
+  /// calls, while the fully optimized code compiles on a background thread and replaces it.
+  /// Off: one optimized compile before the first call. Env TRACEJIT_TIERED=0 turns it off for
+  /// every function; dumps (TRACEJIT_DUMP_DIR) and lower() always show the optimized code.
+  bool tiered = true;
 };
 
 /// Counters and cumulative phase times (seconds) of a jitted function.
@@ -42,6 +53,13 @@ struct JitStats {
   double llvm_opt_s = 0;  // LLVM's optimization pipeline
   double codegen_s = 0;   // machine code, linking, symbol lookup
   int64_t evictions = 0;  // signatures dropped by JitOptions::max_cached_signatures
+  // How each traced signature got its code: `compiles` counts those LLVM compiled for this
+  // function (a tiered compile counts once, its quick tier's phase times above), `shared_hits`
+  // those reusing code another jit object compiled in this process, `disk_hits` those loaded
+  // from the disk cache. traces = compiles + shared_hits + disk_hits + traces inlined into
+  // enclosing traces.
+  int64_t disk_hits = 0;
+  int64_t shared_hits = 0;
 };
 
 /// Every stage of one compilation, as text.

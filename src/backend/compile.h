@@ -18,6 +18,19 @@ struct CompileOptions {
   bool want_texts = false;   // keep fused IR, LLVM IR (before/after), assembly
   int opt_level = 2;         // LLVM IR optimization level
   bool fast_math = false;    // IEEE semantics unless explicitly asked
+  bool quick = false;        // the quick tier: LLVM's light pipeline, fastest code generation
+  bool keep_object = false;  // keep the object file (Executable::object_code), for the disk cache
+};
+
+/// What rebuilds an executable without LLVM: the module's object file, the suffix its symbols
+/// carry, the entry points, the symbol prefix (CompileOptions::name) and the fusion setting the
+/// plan was made with. The plan itself is made again from the optimized IR.
+struct ObjectCode {
+  std::string object;
+  std::string suffix;
+  std::vector<std::string> symbols;
+  std::string prefix;
+  bool materialize_layout = false;
 };
 
 /// Seconds spent in each backend phase of one compilation.
@@ -40,10 +53,19 @@ class Executable {
   virtual const std::string& optimized_llvm_ir() const = 0;  // empty unless want_texts
   virtual const std::string& assembly() const = 0;           // empty unless want_texts
   virtual const BackendTimes& times() const = 0;
+  /// The object code, when CompileOptions::keep_object was set; else null.
+  virtual const ObjectCode* object_code() const { return nullptr; }
+  /// The size of its machine code in bytes (what keeping it costs, for the code caches).
+  virtual size_t code_bytes() const = 0;
 };
 
 /// Compiles `fn` (already optimized by passes::optimize; no captures). Throws tj::Error for a
 /// primitive or dtype the backend cannot lower, never producing wrong code.
 std::shared_ptr<const Executable> compile(const ir::Function& fn, const CompileOptions& options);
+
+/// The executable of `fn` from object code that compile() made for an equal function (equal
+/// code_key) on this CPU: the plan is made again, the object linked, nothing optimized or
+/// generated. Throws tj::Error when the object does not fit the plan (a missing entry point).
+std::shared_ptr<const Executable> load(const ir::Function& fn, const ObjectCode& code);
 
 }  // namespace tracejit::backend

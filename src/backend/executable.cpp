@@ -653,15 +653,19 @@ class CompiledProgram final : public Executable {
     return out;
   }
 
+  const CompiledModule& module() const { return module_; }
   const std::string& fused_ir() const override { return fused_ir_; }
   const std::string& fused_dot() const override { return fused_dot_; }
   const std::string& llvm_ir() const override { return llvm_ir_; }
   const std::string& optimized_llvm_ir() const override { return optimized_llvm_ir_; }
   const std::string& assembly() const override { return assembly_; }
   const BackendTimes& times() const override { return times_; }
+  const ObjectCode* object_code() const override { return object_code_ ? &*object_code_ : nullptr; }
+  size_t code_bytes() const override { return module_.code_bytes(); }
 
   std::string fused_ir_, fused_dot_;
   BackendTimes times_;
+  std::optional<ObjectCode> object_code_;
 
  private:
   CompiledModule module_;  // owns the code every Step points into
@@ -692,10 +696,33 @@ std::shared_ptr<const Executable> compile(const ir::Function& fn, const CompileO
   }
   times.llvm_opt_s = module->llvm_opt_s();
   times.codegen_s = module->codegen_s();
+  std::string object = module->take_object();
   start = std::chrono::steady_clock::now();
   auto program = std::make_shared<CompiledProgram>(fn, plan, std::move(*module), options);
   program->fused_ir_ = fused_ir_str(fn, plan);
   if (options.want_texts) program->fused_dot_ = backend::fused_dot(fn, plan);
+  times.fusion_s += seconds_since(start);
+  program->times_ = times;
+  if (options.keep_object)
+    program->object_code_ = ObjectCode{.object = std::move(object), .suffix = program->module().suffix(),
+                                       .symbols = program->module().symbol_names(),
+                                       .prefix = options.name, .materialize_layout = fusion.materialize_layout};
+  return program;
+}
+
+std::shared_ptr<const Executable> load(const ir::Function& fn, const ObjectCode& code) {
+  BackendTimes times;
+  auto start = std::chrono::steady_clock::now();
+  FusionPlan plan = plan_fusion(fn, FusionOptions{.materialize_layout = code.materialize_layout});
+  times.fusion_s = seconds_since(start);
+  CompiledModule module = OrcJit::instance().load(code.object, code.suffix, code.symbols);
+  times.codegen_s = module.codegen_s();
+  start = std::chrono::steady_clock::now();
+  // build_block asks the module for each entry point the plan has: an object made for another
+  // plan lacks one, and that throws here rather than run.
+  auto program = std::make_shared<CompiledProgram>(fn, plan, std::move(module),
+                                                   CompileOptions{.name = code.prefix});
+  program->fused_ir_ = fused_ir_str(fn, plan);
   times.fusion_s += seconds_since(start);
   program->times_ = times;
   return program;

@@ -1317,6 +1317,11 @@ CompiledModule lower_and_compile(const ir::Function& fn, const FusionPlan& plan,
   // (level 0 spills every loop variable to the stack), elsewhere latency wins (orc_jit.h).
   if (has_loop(fn, plan)) request.codegen_opt_level = 2;
   if (many_small_operations(fn, plan)) request.opt_level = std::min(request.opt_level, 1);
+  if (options.quick) {  // the first tier: ~5x faster to make (tiered.h)
+    request.opt_level = std::min(request.opt_level, 1);
+    request.codegen_opt_level = 0;
+  }
+  request.keep_object = options.keep_object;
   Lowering(fn, plan, fusion, options, *module, options.name, /*region=*/false).lower_all(request.symbols);
   if (lower_s)
     *lower_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -6,10 +6,14 @@
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
+#include <llvm/Config/llvm-config.h>
+#include <llvm/Support/MemoryBuffer.h>
+#include <llvm/TargetParser/Host.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -62,9 +66,13 @@ void CompiledModule::RemoveCode::operator()(llvm::orc::ResourceTracker* tracker)
   // The session's string pool keeps every symbol name it has seen, and each module's names are
   // new (see the suffix in compile()): drop the unused ones now and then, ~100 bytes a module.
   static std::atomic<unsigned> removed{0};
-  if (++removed % 256 == 0)
-    tracker->getJITDylib().getExecutionSession().getSymbolStringPool()->clearDeadEntries();
+  llvm::orc::JITDylib& dylib = tracker->getJITDylib();
+  llvm::orc::ExecutionSession& session = dylib.getExecutionSession();
+  if (++removed % 256 == 0) session.getSymbolStringPool()->clearDeadEntries();
   tracker->Release();
+  if (own_dylib)
+    if (llvm::Error err = session.removeJITDylib(dylib))
+      llvm::logAllUnhandledErrors(std::move(err), llvm::errs(), "[jit] cannot free a module: ");
 }
 
 void* CompiledModule::symbol(std::string_view name) const {
@@ -172,6 +180,9 @@ CompiledModule OrcJit::compile(std::unique_ptr<llvm::Module> module,
     if (!g.isDeclaration() && !g.hasLocalLinkage() && !g.getName().starts_with("llvm."))
       g.setName(g.getName() + suffix);  // (llvm.* globals such as llvm.used keep their meaning)
   auto object = unwrap(llvm::orc::SimpleCompiler(tm)(m), "code generation failed");
+  out.suffix_ = suffix;
+  out.code_bytes_ = object->getBufferSize();
+  if (req.keep_object) out.object_ = object->getBuffer().str();
   llvm::orc::ResourceTrackerSP tracker = dylib_->createResourceTracker();
   tracker->Retain();  // released by RemoveCode
   out.code_.reset(tracker.get());
@@ -182,6 +193,42 @@ CompiledModule OrcJit::compile(std::unique_ptr<llvm::Module> module,
   }
   out.codegen_s_ = seconds_since(start);
   return out;
+}
+
+CompiledModule OrcJit::load(const std::string& object, const std::string& suffix,
+                            const std::vector<std::string>& symbols) {
+  auto start = std::chrono::steady_clock::now();
+  t_session_errors.clear();
+  static std::atomic<unsigned long> next_dylib{0};
+  llvm::orc::ExecutionSession& session = jit_->getExecutionSession();
+  llvm::orc::JITDylib& dylib = session.createBareJITDylib("tracejit.loaded." + std::to_string(next_dylib++));
+  dylib.addToLinkOrder(jit_->defaultLinkOrder());
+  llvm::orc::ResourceTrackerSP tracker = dylib.createResourceTracker();
+  tracker->Retain();  // released by RemoveCode, which then removes the dylib
+  CompiledModule out;
+  out.code_.get_deleter().own_dylib = true;
+  out.code_.reset(tracker.get());
+  out.suffix_ = suffix;
+  out.code_bytes_ = object.size();
+  check(jit_->addObjectFile(tracker, llvm::MemoryBuffer::getMemBufferCopy(object, "tracejit-cache-entry")),
+        "cannot add a cached module");
+  for (const std::string& name : symbols) {
+    auto address = unwrap(jit_->lookup(dylib, name + suffix), "cannot link cached '" + name + "'");
+    out.symbols_.emplace_back(name, address.toPtr<void*>());
+  }
+  out.codegen_s_ = seconds_since(start);
+  return out;
+}
+
+std::string OrcJit::host_description() {
+  std::string features;
+  llvm::StringMap<bool> map = llvm::sys::getHostCPUFeatures();
+  std::vector<std::string> sorted;
+  for (const auto& f : map) sorted.push_back((f.second ? "+" : "-") + f.first().str());
+  std::sort(sorted.begin(), sorted.end());
+  for (const std::string& f : sorted) features += (features.empty() ? "" : ",") + f;
+  return "llvm " LLVM_VERSION_STRING "; triple " + llvm::sys::getProcessTriple() + "; cpu " +
+         llvm::sys::getHostCPUName().str() + "; features " + features;
 }
 
 }  // namespace tracejit::backend

@@ -39,6 +39,7 @@ struct CompileRequest {
   int codegen_opt_level = kCodeGenOptLevel;  ///< 0-3, see kCodeGenOptLevel.
   std::vector<std::string> symbols;   ///< Entry points whose addresses compile() returns.
   bool want_texts = false;            ///< Keep the IR before and after optimization, and the asm.
+  bool keep_object = false;           ///< Keep the object file (for the disk cache).
 };
 
 /// Native code for one module, owning its JIT resources: destroying it frees the code, so keep
@@ -57,11 +58,25 @@ class CompiledModule {
   double llvm_opt_s() const { return llvm_opt_s_; }
   /// Seconds spent making machine code: codegen, JIT link and symbol lookup.
   double codegen_s() const { return codegen_s_; }
+  /// The entry points, in CompileRequest::symbols order.
+  std::vector<std::string> symbol_names() const {
+    std::vector<std::string> names;
+    for (const auto& [name, address] : symbols_) names.push_back(name);
+    return names;
+  }
+  /// The object file linked, when CompileRequest::keep_object was set (else empty), and the
+  /// suffix its defined symbols carry (see compile()); load() takes both back.
+  std::string take_object() { return std::move(object_); }
+  const std::string& suffix() const { return suffix_; }
+  /// The object file's size in bytes: about the code and data this module keeps mapped.
+  size_t code_bytes() const { return code_bytes_; }
 
  private:
   friend class OrcJit;
   CompiledModule() = default;
   struct RemoveCode {
+    RemoveCode() noexcept : own_dylib(false) {}
+    bool own_dylib;  // load(): the module's own JITDylib, removed with it
     void operator()(llvm::orc::ResourceTracker* tracker) const;
   };
 
@@ -70,6 +85,8 @@ class CompiledModule {
   std::unique_ptr<llvm::orc::ResourceTracker, RemoveCode> code_;
   std::vector<std::pair<std::string, void*>> symbols_;
   std::string llvm_ir_, optimized_llvm_ir_, assembly_;
+  std::string object_, suffix_;
+  size_t code_bytes_ = 0;
   double llvm_opt_s_ = 0, codegen_s_ = 0;
 };
 
@@ -90,6 +107,18 @@ class OrcJit {
   /// generation or linking fails (an undefined external symbol, say).
   CompiledModule compile(std::unique_ptr<llvm::Module> module,
                          std::unique_ptr<llvm::LLVMContext> context, const CompileRequest& req);
+
+  /// Links an object file that compile() produced (CompiledModule::object, in this process or
+  /// another on the same CPU) and looks up `symbols` (plain names; the object's carry `suffix`),
+  /// with no LLVM optimization or code generation. Each loaded module gets a JITDylib of its
+  /// own, as its symbol names may repeat those of modules compiled here. Throws tracejit::Error
+  /// when the object does not link or lacks a symbol.
+  CompiledModule load(const std::string& object, const std::string& suffix,
+                      const std::vector<std::string>& symbols);
+
+  /// What the generated code depends on besides the IR: LLVM's version, and the host CPU's name
+  /// and features, as one line of text (part of disk cache keys).
+  static std::string host_description();
 
   /// The host target machine of the calling thread (a TargetMachine is not thread-safe, so each
   /// thread gets its own): for the data layout, the triple and TargetTransformInfo.

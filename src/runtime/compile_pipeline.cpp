@@ -1,22 +1,64 @@
 #include "runtime/compile_pipeline.h"
 
 #include <chrono>
+#include <iostream>
 
 #include "passes/pipeline.h"
+#include "runtime/code_cache.h"
+#include "runtime/code_key.h"
+#include "runtime/disk_cache.h"
+#include "runtime/tiered.h"
 
 namespace tracejit::detail {
+namespace {
+
+PhaseTimes phase_times(double passes_s, const backend::BackendTimes& bt) {
+  return {.passes_s = passes_s + bt.fusion_s, .lower_s = bt.lower_s, .llvm_opt_s = bt.llvm_opt_s,
+          .codegen_s = bt.codegen_s};
+}
+
+}  // namespace
 
 Compiled compile_traced(const ir::Function& traced, const std::string& name, const JitOptions& options,
                         bool want_texts) {
   auto t0 = std::chrono::steady_clock::now();
-  ir::Function optimized = passes::optimize(traced);
-  double passes_s = seconds_since(t0);
-  auto exe = backend::compile(optimized, backend::CompileOptions{.name = name, .want_texts = want_texts,
-                                                                 .fast_math = options.fast_math});
-  const backend::BackendTimes& bt = exe->times();
-  PhaseTimes times{.passes_s = passes_s + bt.fusion_s, .lower_s = bt.lower_s,
-                   .llvm_opt_s = bt.llvm_opt_s, .codegen_s = bt.codegen_s};
-  return {std::move(exe), times};
+  auto optimized = std::make_shared<const ir::Function>(passes::optimize(traced));
+  const std::string dir = disk_cache_dir(options);
+  std::string key;
+  if (options.share_code || !dir.empty()) key = code_key(*optimized, options);
+  const double passes_s = seconds_since(t0);
+  const bool reuse = !want_texts;  // cached code has no texts
+  if (reuse && options.share_code)
+    if (std::shared_ptr<const backend::Executable> exe = find_shared_code(key))
+      return {std::move(exe), {.passes_s = passes_s}, CodeSource::kShared};
+  const std::string full_key = dir.empty() ? "" : disk_key(key);
+  if (reuse && !dir.empty()) {
+    if (std::optional<backend::ObjectCode> code = load_entry(dir, full_key)) {
+      try {
+        std::shared_ptr<const backend::Executable> exe = backend::load(*optimized, *code);
+        if (options.share_code) share_code(key, exe, exe->code_bytes());
+        return {exe, phase_times(passes_s, exe->times()), CodeSource::kDisk};
+      } catch (const Error& e) {
+        std::cerr << "[jit] warning: compile cache entry " << dir << "/" << entry_file_name(full_key)
+                  << " does not fit '" << name << "' (" << e.what() << "): compiling again\n";
+      }
+    }
+  }
+  const backend::CompileOptions compile_options{.name = name, .want_texts = want_texts,
+                                                .fast_math = options.fast_math,
+                                                .keep_object = !dir.empty()};
+  auto store = [dir, full_key](const backend::Executable& exe) {
+    if (const backend::ObjectCode* code = exe.object_code()) store_entry(dir, full_key, *code);
+  };
+  std::shared_ptr<const backend::Executable> exe;
+  if (!want_texts && tiers_enabled(options)) {
+    exe = compile_tiered(optimized, compile_options, dir.empty() ? nullptr : std::function(store));
+  } else {
+    exe = backend::compile(*optimized, compile_options);
+    if (!dir.empty()) store(*exe);
+  }
+  if (options.share_code) share_code(std::move(key), exe, exe->code_bytes());
+  return {exe, phase_times(passes_s, exe->times()), CodeSource::kCompiled};
 }
 
 }  // namespace tracejit::detail

@@ -161,7 +161,9 @@ std::shared_ptr<const JitEntry> JitCache::trace_and_add(const FlatArgs& args,
     std::lock_guard<std::mutex> lock(c.stats_mu);
     JitStats& s = c.stats;
     s.traces += 1;
-    s.compiles += 1;
+    s.compiles += compiled.source == CodeSource::kCompiled;
+    s.shared_hits += compiled.source == CodeSource::kShared;
+    s.disk_hits += compiled.source == CodeSource::kDisk;
     s.trace_s += trace_s;
     s.passes_s += pt.passes_s;
     s.lower_s += pt.lower_s;

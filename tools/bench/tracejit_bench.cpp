@@ -19,6 +19,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <string_view>
 #include <ctime>
 #include <functional>
 #include <map>
@@ -349,10 +353,14 @@ Params sgd_step(const Params& params, const Array& x, const Array& y) {
                       params, g);
 }
 
-auto make_update() { return tj::jit(sgd_step, {.name = "update"}); }
+auto make_update(tj::JitOptions options = {}) {
+  options.name = "update";
+  return tj::jit(sgd_step, options);
+}
 
-auto make_add1() {
-  return tj::jit([](const Array& x) { return x + 1; }, {.name = "add1"});
+auto make_add1(tj::JitOptions options = {}) {
+  options.name = "add1";
+  return tj::jit([](const Array& x) { return x + 1; }, options);
 }
 
 auto& jit_update() {
@@ -1004,6 +1012,8 @@ void compile_benchmark(benchmark::State& state, Make make, Call call) {
     benchmark::DoNotOptimize(out);
     tj::JitStats s = f.stats();
     total.compiles += s.compiles;
+    total.shared_hits += s.shared_hits;
+    total.disk_hits += s.disk_hits;
     total.trace_s += s.trace_s;
     total.passes_s += s.passes_s;
     total.lower_s += s.lower_s;
@@ -1013,6 +1023,8 @@ void compile_benchmark(benchmark::State& state, Make make, Call call) {
   const double rss1 = resident_kb();
   double it = static_cast<double>(std::max<int64_t>(state.iterations(), 1));
   state.counters["compiles/iter"] = static_cast<double>(total.compiles) / it;
+  if (total.shared_hits > 0) state.counters["shared_hits/iter"] = static_cast<double>(total.shared_hits) / it;
+  if (total.disk_hits > 0) state.counters["disk_hits/iter"] = static_cast<double>(total.disk_hits) / it;
   state.counters["trace_ms"] = total.trace_s * 1e3 / it;
   state.counters["passes_ms"] = total.passes_s * 1e3 / it;
   state.counters["lower_ms"] = total.lower_s * 1e3 / it;
@@ -1021,12 +1033,15 @@ void compile_benchmark(benchmark::State& state, Make make, Call call) {
   state.counters["rss_kB/compile"] = (rss1 - rss0) / it;
 }
 
+// One optimized compile each, as before code sharing and tiers: their own code, at once.
+const tj::JitOptions kCompileAlone{.share_code = false, .tiered = false};
+
 auto make_chain(int n) {
   return tj::jit([n](const Array& x) {
     Array y = x;
     for (int i = 0; i < n; ++i) y = i % 2 ? y + 0.25f : y * y;
     return tj::sum(y);
-  });
+  }, kCompileAlone);
 }
 
 auto make_reductions(int n) {
@@ -1034,7 +1049,7 @@ auto make_reductions(int n) {
     Array acc = tj::zeros({});
     for (int i = 0; i < n; ++i) acc = tj::sum(x * acc + 1.f) * 0.001f;
     return acc;
-  });
+  }, kCompileAlone);
 }
 
 // compile/<what>/<n>/tracejit: one compile of make(n) on `size` floats of 0.5, one iteration.
@@ -1053,12 +1068,12 @@ void add_compile_size(const std::string& what, int n, int64_t size, Make make) {
 void register_compile() {
   add("compile/add1_scalar/tracejit", kMs, [](benchmark::State& state) {
     Array x = f32_scalar(41.f);
-    compile_benchmark(state, make_add1, [&](auto& f) { return f(x); });
+    compile_benchmark(state, [] { return make_add1(kCompileAlone); }, [&](auto& f) { return f(x); });
   });
   add("compile/update/tracejit", kMs, [](benchmark::State& state) {
     const RegressionData& d = regression_data(128);
     Params p = init_params();
-    compile_benchmark(state, make_update, [&](auto& f) { return f(p, d.xa, d.ya); });
+    compile_benchmark(state, [] { return make_update(kCompileAlone); }, [&](auto& f) { return f(p, d.xa, d.ya); });
   });
   // Compile time against program size (issue 16): an elementwise chain of n ops over 16
   // floats (y = y * y, y = y + 0.25 alternately, then a sum), and n reductions each feeding the
@@ -1071,6 +1086,131 @@ void register_compile() {
       {"compile+first call, x+1", "call/add1_scalar/cpp", "compile/add1_scalar/tracejit"});
   g_rows.push_back(
       {"compile+first call, update n=128", "update/128/cpp", "compile/update/tracejit"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// First calls (issue 13): a new jit object of the seed's SGD step (n=128), timed from its
+// creation to its first result (trace, passes, code, one call), by where its code comes from:
+//   quick      the quick tier (LLVM's light pipeline); its background optimization is off here
+//              (TRACEJIT_TIERED=quick) so that it does not compete for the 2 cores
+//   (optimized: compile/update/tracejit above, one compile at full optimization)
+//   shared     code another jit object compiled in this process
+//   disk       an entry of the disk cache (written before the timing); no code sharing
+//   fresh_process/{quick,disk}: the same first call as the first thing a new process does (LLVM's
+//              one-time setup included), timed inside that process (this binary run again with
+//              --first_call_child=MODE); process start and library loading are not in it
+// update/128/tracejit_quick: calls of the quick tier's code, to compare with update/128/tracejit.
+
+// Sets an environment variable for the life of the object, then restores it.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_) setenv(name_, old_->c_str(), 1);
+    else unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// A private directory for the disk cache rows, removed at exit.
+const std::string& bench_cache_dir() {
+  static const std::string dir = [] {
+    char path[] = "/tmp/tracejit-bench-cache-XXXXXX";
+    std::string made = mkdtemp(path) ? path : "";
+    std::atexit([] { std::error_code ec; std::filesystem::remove_all(bench_cache_dir(), ec); });
+    return made;
+  }();
+  return dir;
+}
+
+// The first call of a new update jit as a child process does it first; seconds, or -1.
+double child_first_call(const std::string& mode) {
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return -1;
+  self[n] = 0;
+  std::string env = mode == "disk" ? "TRACEJIT_CACHE_DIR='" + bench_cache_dir() + "' TRACEJIT_TIERED=0"
+                                   : "TRACEJIT_TIERED=1";
+  std::string cmd = env + " '" + self + "' --first_call_child=" + mode;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return -1;
+  double seconds = -1;
+  if (std::fscanf(p, "%lf", &seconds) != 1) seconds = -1;
+  return pclose(p) == 0 ? seconds : -1;
+}
+
+// The child's side: the first thing this process does with tracejit.
+int first_call_child(const std::string& mode) {
+  const RegressionData& d = regression_data(128);
+  const Params p0{f32_scalar(0.5f), f32_scalar(0.5f)};
+  const auto t0 = std::chrono::steady_clock::now();
+  auto f = make_update({.share_code = false});
+  Params p = f(p0, d.xa, d.ya);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const tj::JitStats st = f.stats();
+  if (mode == "disk" && st.disk_hits != 1) return 3;  // the entry was not there: not this row
+  benchmark::DoNotOptimize(p);
+  std::printf("%.9f\n", s);
+  return 0;
+}
+
+void register_first_call() {
+  const std::string c = "first_call/update/";
+  add(c + "quick", kMs, [](benchmark::State& state) {
+    ScopedEnv tiers("TRACEJIT_TIERED", "quick");
+    const RegressionData& d = regression_data(128);
+    Params p = init_params();
+    compile_benchmark(state, [] { return make_update({.share_code = false}); },
+                      [&](auto& f) { return f(p, d.xa, d.ya); });
+  });
+  add(c + "shared", kMs, [](benchmark::State& state) {
+    const RegressionData& d = regression_data(128);
+    Params p = init_params();
+    make_update()(p, d.xa, d.ya);  // compiled once, outside the timing
+    compile_benchmark(state, [] { return make_update(); }, [&](auto& f) { return f(p, d.xa, d.ya); });
+  });
+  add(c + "disk", kMs, [](benchmark::State& state) {
+    const RegressionData& d = regression_data(128);
+    Params p = init_params();
+    const tj::JitOptions options{.cache_dir = bench_cache_dir(), .share_code = false, .tiered = false};
+    make_update(options)(p, d.xa, d.ya);  // writes the entry, outside the timing
+    compile_benchmark(state, [&] { return make_update(options); }, [&](auto& f) { return f(p, d.xa, d.ya); });
+  });
+  for (const char* mode : {"quick", "disk"}) {
+    benchmark::RegisterBenchmark((c + "fresh_process/" + mode).c_str(), [mode](benchmark::State& state) {
+      if (std::string(mode) == "disk") {  // the entry the children load
+        const RegressionData& d = regression_data(128);
+        make_update({.cache_dir = bench_cache_dir(), .share_code = false, .tiered = false})(init_params(), d.xa, d.ya);
+      }
+      for (auto _ : state) {
+        const double s = child_first_call(mode);
+        if (s < 0) return state.SkipWithError("the child process failed");
+        state.SetIterationTime(s);
+      }
+    })->UseManualTime()->Unit(kMs)->Iterations(10);
+  }
+  add("update/128/tracejit_quick", [](benchmark::State& state) {
+    ScopedEnv tiers("TRACEJIT_TIERED", "quick");
+    const RegressionData& d = regression_data(128);
+    auto f = make_update({.share_code = false});
+    Params p = f(init_params(), d.xa, d.ya);
+    for (auto _ : state) {
+      p = f(p, d.xa, d.ya);
+      benchmark::DoNotOptimize(p);
+    }
+  });
+  g_rows.push_back({"first call, quick tier, update n=128", "update/128/cpp", c + "quick"});
+  g_rows.push_back({"first call, shared code, update n=128", "update/128/cpp", c + "shared"});
+  g_rows.push_back({"first call, disk cache, update n=128", "update/128/cpp", c + "disk"});
+  g_rows.push_back({"first call in a fresh process, quick tier", "update/128/cpp", c + "fresh_process/quick"});
+  g_rows.push_back({"first call in a fresh process, disk cache", "update/128/cpp", c + "fresh_process/disk"});
+  g_rows.push_back({"SGD update step n=128, quick tier code", "update/128/cpp", "update/128/tracejit_quick"});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1148,7 +1288,8 @@ void print_summary(const SummaryReporter& reporter) {
     std::printf("%-44s %12s %12s %10.3g\n", row.label.c_str(), format_time(ref / row.per).c_str(),
                 format_time(tj / row.per).c_str(), tj / ref);
   }
-  for (const char* name : {"compile/add1_scalar/tracejit", "compile/update/tracejit"}) {
+  for (const char* name : {"compile/add1_scalar/tracejit", "compile/update/tracejit",
+                           "first_call/update/quick", "first_call/update/shared", "first_call/update/disk"}) {
     const benchmark::UserCounters* c = reporter.counters_of(name);
     double total = 0;
     if (c == nullptr || !reporter.time_of(name, &total)) continue;
@@ -1180,6 +1321,11 @@ int main(int argc, char** argv) {
   args.push_back(reps.data());
   args.push_back(min_time.data());
   args.push_back(aggregates.data());
+  if (argc == 2 && std::string_view(argv[1]).starts_with("--first_call_child="))
+    return bench::first_call_child(std::string(argv[1] + std::strlen("--first_call_child=")));
+  // Steady-state rows time the optimized code: tiers off unless a row (first_call/*) or the
+  // user asks for them.
+  setenv("TRACEJIT_TIERED", "0", 0);
   bool skip_checks = false;
   for (int i = 1; i < argc; ++i) {
     if (std::string(argv[i]) == "--skip_checks")
@@ -1207,6 +1353,7 @@ int main(int argc, char** argv) {
   bench::register_matmul();
   bench::register_per_example();
   bench::register_compile();
+  bench::register_first_call();
 
   bench::SummaryReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);

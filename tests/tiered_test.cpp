@@ -1,0 +1,120 @@
+// Two-tier compilation (runtime/tiered.h): quick code first, optimized code swapped in from the
+// background thread; the same values from both tiers and during the swap, on several threads.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "runtime/tiered.h"
+#include "seed_model.h"
+#include "tracejit/tracejit.h"
+
+namespace tj = tracejit;
+using tj::Array;
+
+namespace {
+
+using seed::Params;
+
+auto sgd_step(tj::JitOptions options) {
+  return tj::jit(
+      [](const Params& p, const Array& x, const Array& y) {
+        Params g = tj::grad(seed::loss)(p, x, y);
+        return tj::tree_map([](const Array& v, const Array& d) { return v - d * 0.1f; }, p, g);
+      },
+      options);
+}
+
+// x = [0, 1, 2, 3], y = 2x - 1, from w = b = 0: the gradient of mean((wx + b - y)^2) is
+// dw = 2 mean((wx+b-y) x) = 2 mean((1 - 2x) x) = 2 (6 - 28) / 4 = -11 and
+// db = 2 mean(wx+b-y) = 2 mean(1 - 2x) = 2 (4 - 12) / 4 = -4, so one step of 0.1 gives
+// w = 1.1, b = 0.4.
+const Array& xs() {
+  static const Array x = tj::array({0.f, 1.f, 2.f, 3.f});
+  return x;
+}
+const Array& ys() {
+  static const Array y = xs() * 2.f - 1.f;
+  return y;
+}
+
+void expect_first_step(const Params& p) {
+  EXPECT_NEAR(p.weight.item<float>(), 1.1f, 1e-6f);
+  EXPECT_NEAR(p.bias.item<float>(), 0.4f, 1e-6f);
+}
+
+TEST(Tiered, QuickCodeFirstThenTheOptimizedCodeGivesTheSameValues) {
+  if (const char* env = std::getenv("TRACEJIT_TIERED"); env && std::string(env) == "0")
+    GTEST_SKIP() << "TRACEJIT_TIERED=0 turns tiers off";
+  tj::detail::wait_for_background_compiles();
+  const int64_t swaps = tj::detail::tier_swaps();
+  auto step = sgd_step({.share_code = false});
+  const Params p0{Array(0.f), Array(0.f)};
+  Params first = step(p0, xs(), ys());
+  expect_first_step(first);
+  tj::detail::wait_for_background_compiles();
+  EXPECT_EQ(tj::detail::tier_swaps(), swaps + 1);
+  Params second = step(p0, xs(), ys());
+  // Bit for bit: neither tier reassociates float arithmetic without fast_math.
+  EXPECT_EQ(first.weight.item<float>(), second.weight.item<float>());
+  EXPECT_EQ(first.bias.item<float>(), second.bias.item<float>());
+  tj::JitStats s = step.stats();
+  EXPECT_EQ(s.compiles, 1);  // the two tiers are one compile
+  EXPECT_EQ(s.traces, 1);
+}
+
+TEST(Tiered, OffMeansOneOptimizedCompileAndNoSwap) {
+  tj::detail::wait_for_background_compiles();
+  const int64_t swaps = tj::detail::tier_swaps();
+  auto step = sgd_step({.share_code = false, .tiered = false});
+  expect_first_step(step(Params{Array(0.f), Array(0.f)}, xs(), ys()));
+  tj::detail::wait_for_background_compiles();
+  EXPECT_EQ(tj::detail::tier_swaps(), swaps);
+  setenv("TRACEJIT_TIERED", "0", 1);
+  auto env_off = sgd_step({.share_code = false});
+  expect_first_step(env_off(Params{Array(0.f), Array(0.f)}, xs(), ys()));
+  unsetenv("TRACEJIT_TIERED");
+  tj::detail::wait_for_background_compiles();
+  EXPECT_EQ(tj::detail::tier_swaps(), swaps);
+}
+
+TEST(Tiered, CallsOnSeveralThreadsDuringTheSwapStayCorrect) {
+  auto step = sgd_step({.share_code = false});
+  const Params p0{Array(0.f), Array(0.f)};
+  std::atomic<int> wrong{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      while (!stop.load()) {
+        Params p = step(p0, xs(), ys());
+        if (std::abs(p.weight.item<float>() - 1.1f) > 1e-6f || std::abs(p.bias.item<float>() - 0.4f) > 1e-6f)
+          wrong.fetch_add(1);
+      }
+    });
+  tj::detail::wait_for_background_compiles();  // the swap happens while they call
+  for (int i = 0; i < 50; ++i) expect_first_step(step(p0, xs(), ys()));
+  stop = true;
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(step.stats().traces, 1);
+}
+
+TEST(Tiered, AFunctionDroppedBeforeItsBackgroundCompileIsSafe) {
+  for (int i = 0; i < 8; ++i) {
+    auto f = tj::jit([i](const Array& v) { return v * static_cast<float>(i) + 1.f; }, {.share_code = false});
+    EXPECT_EQ(f(Array(2.f)).item<float>(), 2.f * static_cast<float>(i) + 1.f);
+  }  // each jit object, and its executable, is gone before or while the background compiles it
+  tj::detail::wait_for_background_compiles();
+}
+
+TEST(Tiered, LowerAndDumpsShowTheOptimizedCode) {
+  auto f = tj::jit([](const Array& v) { return v * 2.f + 1.f; }, {.share_code = false});
+  tj::Lowered l = f.lower(tj::ones({1024}));
+  // The quick tier never vectorizes; the optimized pipeline does on every x86-64 (SSE2 at least).
+  EXPECT_NE(l.optimized_llvm_ir().find(" x float>"), std::string::npos) << "no vector type in the optimized IR";
+}
+
+}  // namespace
