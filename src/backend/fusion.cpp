@@ -661,7 +661,10 @@ class Planner {
     kernel.trip_count = kernel.scheme == LoopScheme::kFlat ? outputs * parts : parts;
     kernel.work = (total + kernel.trip_count - 1) / kernel.trip_count;
     for (VarId r : kernel.roots) {
-      const DType acc = accumulator_dtype(producer(r).prim, fn_.type(r).dtype);
+      // A row-major reduction accumulates in memory, in the output's type, split or not.
+      const DType d = fn_.type(r).dtype;
+      const DType acc =
+          kernel.scheme == LoopScheme::kFlat ? accumulator_dtype(producer(r).prim, d) : d;
       const ir::Type partial{acc, {parts, outputs}};
       const int slot = static_cast<int>(plan_.slots.size());
       plan_.slots.push_back(r);

@@ -92,8 +92,9 @@ struct Kernel {
   // partial results, which a second function combines in part order into the outputs. kFlat:
   // the range is outputs x parts, each step one slice of one output's elements; kRowMajor: the
   // range is the parts, each a slice of dimension 0 accumulated into a copy of all outputs.
-  // Per root: the slot of its partial results, [parts, outputs] in the accumulator's type
-  // (accumulator_dtype), and that type; `writes` holds the roots' slots, then these.
+  // Per root: the slot of its partial results, [parts, outputs] in the type they accumulate
+  // in (kFlat: accumulator_dtype; kRowMajor: the output's), and that type; `writes` holds the
+  // roots' slots, then these.
   int64_t parts = 0;
   std::vector<std::pair<int, ir::Type>> partials;
   // kRegion: the control-flow equation, and the plan of each of its regions. kHost: the effect.

@@ -1113,7 +1113,7 @@ class Lowering {
         loop(i64(0), i64(outputs), [&](Value* o) {
           Value* q = b_.CreateAdd(row, o, "", true, true);
           for (size_t j = 0; j < roots.size(); ++j) {
-            const DType acc = accumulator_dtype(roots[j].prim, roots[j].dtype);
+            const DType acc = kernel.partials[j].second.dtype;
             store_at(acc, partial_ptr(kernel, j, q), identity(roots[j].prim, acc));
           }
         }, "o");
@@ -1123,7 +1123,7 @@ class Lowering {
                Index ix = from_multi(multi);
                Value* q = b_.CreateAdd(row, out_offset(multi), "", true, true);
                for (size_t j = 0; j < roots.size(); ++j) {
-                 const DType acc = accumulator_dtype(roots[j].prim, roots[j].dtype);
+                 const DType acc = kernel.partials[j].second.dtype;
                  Value* x = eval(roots[j].operand, ix);
                  if (acc != roots[j].dtype) x = b_.CreateFPExt(x, reg_type(acc));
                  Value* ptr = partial_ptr(kernel, j, q);
@@ -1248,7 +1248,7 @@ class Lowering {
     for (size_t j = 0; j < kernel.roots.size(); ++j) {
       const VarId r = kernel.roots[j];
       const Prim prim = fn_.eqns[static_cast<size_t>(plan_.producer[static_cast<size_t>(r)])].prim;
-      const DType d = fn_.type(r).dtype, acc = accumulator_dtype(prim, d);
+      const DType d = fn_.type(r).dtype, acc = kernel.partials[j].second.dtype;
       const int64_t outputs = fn_.type(r).size();
       loop(i64(0), i64(outputs), [&](Value* o) {
         Value* x = load_at(acc, partial_ptr(kernel, j, o));
