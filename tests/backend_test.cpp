@@ -14,6 +14,7 @@
 #include <regex>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "backend/fusion.h"
 #include "ir/ir.h"
 #include "ir/region_utils.h"
@@ -684,6 +685,134 @@ TEST(BackendReduce, RegressionStepIsTwoKernels) {
   EXPECT_NE(fused.find("kernel 0 (reduce, 2 outputs, over f32[128,1]):"), std::string::npos) << fused;
   EXPECT_NE(fused.find("kernel 1 (elementwise, 2 outputs, over f32[]):"), std::string::npos) << fused;
   EXPECT_EQ(fused.rfind("{ lambda ", 0), 0u) << fused;
+}
+
+// The step at sizes past the parallel threshold, odd ones too (uneven parts and chunks): still
+// two kernels, one pass over x and y, the reduction cut into parts; both outputs within 1e-5 of
+// the step computed in f64 by hand from the same data.
+TEST(BackendReduce, LargeRegressionStepIsOneSplitPass) {
+  for (int64_t n : {int64_t{128}, int64_t{65537}, (int64_t{1} << 20) + 3, int64_t{1} << 22}) {
+    auto fn = regression_step(n);
+    std::mt19937 rng(static_cast<uint32_t>(n));
+    std::uniform_real_distribution<double> uni(-2.0, 2.0);
+    std::vector<double> xv(static_cast<size_t>(n)), yv(xv.size());
+    for (size_t i = 0; i < xv.size(); ++i) xv[i] = uni(rng), yv[i] = 2 * xv[i] - 1 + uni(rng) / 4;
+    Array x = make_array(T(DType::f32, {n, 1}), xv), y = make_array(T(DType::f32, {n, 1}), yv);
+    const float w = 0.3f, b = -0.2f;
+    auto exe = compile(*fn, {});
+    std::vector<Array> got = run_on(exe, {tj::array({w}, {}), tj::array({b}, {}), x, y});
+    const std::string& fused = exe->fused_ir();
+    EXPECT_EQ(count_kernels(fused), 2) << fused;
+    EXPECT_NE(fused.find("kernel 0 (reduce, 2 outputs, over f32[" + std::to_string(n) + ",1]"),
+              std::string::npos) << fused;
+    EXPECT_EQ(fused.find(" parts)") != std::string::npos, n > 128) << fused;
+    std::vector<float> xs = x.to_vector<float>(), ys = y.to_vector<float>();
+    // mag_*: the sums of the terms' magnitudes before cancellation, which bound the f32
+    // rounding of each term (a few ulps); the sums themselves accumulate in f64.
+    double sum_rx = 0, sum_r = 0, mag_rx = 0, mag_r = 0;
+    for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
+      const double r = static_cast<double>(w) * xs[i] + b - ys[i];
+      const double mag = std::fabs(w * xs[i]) + std::fabs(b) + std::fabs(ys[i]);
+      sum_rx += r * xs[i], sum_r += r;
+      mag_rx += mag * std::fabs(xs[i]), mag_r += mag;
+    }
+    const double dn = static_cast<double>(n);
+    const double want_w = w - 0.01 * sum_rx / dn, want_b = b - 0.01 * sum_r / dn;
+    EXPECT_NEAR(got[0].item<float>(), want_w, 1e-7 + 0.01 * 4e-7 * mag_rx / dn) << n;
+    EXPECT_NEAR(got[1].item<float>(), want_b, 1e-7 + 0.01 * 4e-7 * mag_r / dn) << n;
+  }
+}
+
+// Sums and maxima over two inputs, in every dtype that has them, to few outputs over an odd,
+// large element count: the last axis of [n], [3,n] and [5,2,n] (flat, cut per output) and the
+// first of [n,3] and [n,2,3] (row-major, cut along it). One kernel cut into parts; each output
+// equal to a loop over its elements (integers exactly, wrapping as u32 arithmetic; maxima
+// exactly; float sums within the output's rounding of the exact sum).
+TEST(BackendReduce, SplitReductionsWithSeveralOutputsInEveryDtype) {
+  const int64_t n = 300007;
+  struct Case {
+    Shape shape;
+    int64_t axis;
+  };
+  const Case cases[] = {{{n}, 0}, {{3, n}, 1}, {{5, 2, n}, 2}, {{n, 3}, 0}, {{n, 2, 3}, 0}};
+  std::mt19937 rng(7);
+  for (DType d : kAllDtypes) {
+    for (const Case& c : cases) {
+      const int64_t outputs = shape_size(c.shape) / n;
+      // Element i of output o is at o * out_stride + i * in_stride.
+      const int64_t out_stride = c.axis == 0 ? 1 : n, in_stride = c.axis == 0 ? outputs : 1;
+      const bool sums = d != DType::bool_;
+      // Random values; an integer's extremes early on, each output's maximum of b at its last
+      // element (the last part's last step).
+      std::vector<double> a(static_cast<size_t>(outputs * n)), b(a.size());
+      for (size_t i = 0; i < a.size(); ++i) {
+        const int r = static_cast<int>(rng() % 2001) - 1000;
+        a[i] = d == DType::bool_ ? r > 0 : is_float(d) ? r / 250.0 : d == DType::u32 ? r + 1000 : r;
+        b[i] = d == DType::bool_ ? 0 : a[i] / 2;
+      }
+      if (d == DType::i32) a[1] = -2147483648.0, a[2] = 2147483647.0;
+      if (d == DType::u32) a[1] = 4294967295.0;
+      for (int64_t o = 0; o < outputs; ++o)
+        b[static_cast<size_t>(o * out_stride + (n - 1) * in_stride)] = 1000 + o % 2;
+      const ir::Type type = T(d, c.shape);
+      auto fn = trace({type, type}, [&](std::vector<Array> x) {
+        std::vector<Array> out = {tj::max(x[0], {c.axis}), tj::max(x[1], {c.axis})};
+        if (sums) {
+          out.push_back(tj::sum(x[0], {c.axis}));
+          out.push_back(tj::sum(x[0] * x[1], {c.axis}));
+        }
+        return out;
+      });
+      Array in_a = make_array(type, a), in_b = make_array(type, b);
+      auto exe = compile(*fn, {});
+      std::vector<Array> got = run_on(exe, {in_a, in_b});
+      const std::string& fused = exe->fused_ir();
+      const std::string what =
+          absl::StrCat(std::string(dtype_name(d)), " ", ir::type_str(type), " axis ", c.axis);
+      EXPECT_EQ(count_kernels(fused), 1) << what << "\n" << fused;
+      EXPECT_NE(fused.find(sums ? ", 4 outputs, " : ", 2 outputs, "), std::string::npos) << fused;
+      EXPECT_NE(fused.find(" parts):"), std::string::npos) << what << "\n" << fused;
+      // The inputs as stored (f32 rounds, integers truncate, bool is 0 or 1).
+      std::vector<double> av = in_a.to_vector<double>(), bv = in_b.to_vector<double>();
+      std::vector<std::vector<double>> values;
+      for (const Array& g : got) values.push_back(g.to_vector<double>());
+      for (int64_t o = 0; o < outputs; ++o) {
+        double max_a = -INFINITY, max_b = -INFINITY, sum_a = 0, sum_ab = 0, mag = 0;
+        uint32_t wrap_a = 0, wrap_ab = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          const size_t at = static_cast<size_t>(o * out_stride + i * in_stride);
+          const double x = av[at], y = bv[at];
+          const double xy = d == DType::f32 ? static_cast<float>(x) * static_cast<float>(y) : x * y;
+          max_a = std::max(max_a, x), max_b = std::max(max_b, y);
+          sum_a += x, sum_ab += xy, mag += std::fabs(x) + std::fabs(xy);
+          if (is_integer(d)) {
+            const auto u = [](double z) { return static_cast<uint32_t>(static_cast<int64_t>(z)); };
+            wrap_a += u(x), wrap_ab += u(x) * u(y);
+          }
+        }
+        auto value = [&](size_t k) { return values[k][static_cast<size_t>(o)]; };
+        auto wrapped = [&](uint32_t s) {  // as i32 or u32
+          return d == DType::i32 ? static_cast<int32_t>(s) : static_cast<double>(s);
+        };
+        EXPECT_EQ(value(0), max_a) << what << " output " << o;
+        EXPECT_EQ(value(1), max_b) << what << " output " << o;
+        if (!sums) continue;
+        if (is_integer(d)) {
+          EXPECT_EQ(value(2), wrapped(wrap_a)) << what << " output " << o;
+          EXPECT_EQ(value(3), wrapped(wrap_ab)) << what << " output " << o;
+        } else {
+          // Flat: accumulated in f64, so the output's rounding; row-major f32: accumulated in
+          // f32 (as unsplit), k terms per part and 64 parts, within (k + 64) ulps of mag.
+          const double k = static_cast<double>(n) / 64 + 64;
+          const double tol = d == DType::f64            ? 1e-12 * mag
+                             : c.axis + 1 == static_cast<int64_t>(c.shape.size()) ? 1e-7 * mag
+                                                                                 : k * 6e-8 * mag;
+          EXPECT_NEAR(value(2), sum_a, tol) << what << " output " << o;
+          EXPECT_NEAR(value(3), sum_ab, tol) << what << " output " << o;
+        }
+      }
+    }
+  }
 }
 
 // ---- Matmul ----

@@ -71,6 +71,7 @@ struct HostCall {
 
 struct Step {
   KernelFn fn = nullptr;  // a kernel; else host step `host` or region step `region`
+  KernelFn combine = nullptr;  // a split reduction's second function: run once after fn
   int host = -1, region = -1;
   int64_t trip_count = 0;
   int64_t work = 0;
@@ -98,9 +99,25 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Waits until done() holds, for at most kSpinTime, yielding the core between checks; false when
+// it did not. Waking a sleeping thread costs 5-50 us (a futex call, then the scheduler), as much
+// as a chunk; the kernels of one call, and the calls of a loop, come microseconds apart.
+constexpr auto kSpinTime = std::chrono::microseconds(50);
+template <class P>
+bool spin_until(P&& done) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
 // A pool of hardware_concurrency() - 1 workers. The calling thread runs chunks too, and every
 // chunk is claimed from an atomic counter, so a worker that wakes late (a busy machine) costs
-// nothing: the caller takes its chunks. Several run() calls may share the pool at once.
+// nothing: the caller takes its chunks. Several run() calls may share the pool at once. A
+// worker spins for a while after its last job before it sleeps, and the caller for the workers
+// still in its job, so back-to-back jobs make no system calls.
 class ThreadPool {
  public:
   static ThreadPool& instance() {
@@ -116,16 +133,24 @@ class ThreadPool {
     job.chunks = chunks;
     job.call = [](void* f, int64_t c) { (*static_cast<F*>(f))(c); };
     job.fn = &fn;
+    unsigned sleeping = 0;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       queue_.push_back(&job);
+      queued_.fetch_add(1, std::memory_order_release);
+      sleeping = sleeping_;
     }
-    for (int64_t i = 0; i < std::min<int64_t>(chunks - 1, static_cast<int64_t>(workers_)); ++i)
-      wake_.notify_one();
+    const int64_t helpers = std::min<int64_t>(chunks - 1, static_cast<int64_t>(workers_));
+    for (int64_t i = 0; i < std::min<int64_t>(helpers, sleeping); ++i) wake_.notify_one();
     work_on(job);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      remove(job);  // no worker joins it now
+    }
+    if (spin_until([&] { return job.active.load(std::memory_order_acquire) == 0; })) return;
     std::unique_lock<std::mutex> lock(mutex_);
-    remove(job);
-    finished_.wait(lock, [&] { return job.active == 0; });
+    job.waiting = true;
+    finished_.wait(lock, [&] { return job.active.load(std::memory_order_acquire) == 0; });
   }
 
  private:
@@ -134,7 +159,8 @@ class ThreadPool {
     std::atomic<int64_t> next{0};
     void (*call)(void*, int64_t) = nullptr;
     void* fn = nullptr;
-    int active = 0;  // workers inside this job; guarded by mutex_
+    std::atomic<int> active{0};  // workers inside this job; changed under mutex_
+    bool waiting = false;        // the caller sleeps on finished_; guarded by mutex_
   };
 
   ThreadPool() : workers_(std::max(1u, std::thread::hardware_concurrency()) - 1) {
@@ -147,20 +173,32 @@ class ThreadPool {
   }
   void remove(Job& job) {
     auto it = std::find(queue_.begin(), queue_.end(), &job);
-    if (it != queue_.end()) queue_.erase(it);
+    if (it == queue_.end()) return;
+    queue_.erase(it);
+    queued_.fetch_sub(1, std::memory_order_relaxed);
   }
 
   void worker() {
     std::unique_lock<std::mutex> lock(mutex_);
     while (true) {
-      wake_.wait(lock, [&] { return !queue_.empty(); });
+      if (queue_.empty()) {
+        lock.unlock();
+        spin_until([&] { return queued_.load(std::memory_order_acquire) > 0; });
+        lock.lock();
+        ++sleeping_;
+        wake_.wait(lock, [&] { return !queue_.empty(); });
+        --sleeping_;
+      }
       Job& job = *queue_.front();
-      ++job.active;
+      job.active.fetch_add(1, std::memory_order_relaxed);
       lock.unlock();
       work_on(job);
       lock.lock();
       remove(job);  // exhausted: let the next job through
-      if (--job.active == 0) finished_.notify_all();
+      // The caller may return once active is 0: nothing of the job is touched after.
+      const bool waiting = job.waiting;
+      if (job.active.fetch_sub(1, std::memory_order_acq_rel) == 1 && waiting)
+        finished_.notify_all();
     }
   }
 
@@ -168,9 +206,11 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable wake_, finished_;
   std::deque<Job*> queue_;
+  std::atomic<int> queued_{0};  // queue_.size(), for spinning workers to read without the lock
+  unsigned sleeping_ = 0;       // workers waiting on wake_; guarded by mutex_
 };
 
-void run_step(const Step& step, void** slots) {
+void run_range(const Step& step, void** slots) {
   const int64_t total = step.trip_count * step.work;
   if (!step.splittable || total < kParallelMinWork) {  // the common small case: no pool
     step.fn(slots, 0, step.trip_count);
@@ -178,7 +218,7 @@ void run_step(const Step& step, void** slots) {
   }
   ThreadPool& pool = ThreadPool::instance();
   const int64_t chunks =
-      !step.splittable || total < kParallelMinWork || pool.threads() < 2
+      pool.threads() < 2
           ? 1
           : std::min({step.trip_count, pool.threads() * kChunksPerThread, total / kMinChunkWork});
   if (chunks < 2) {
@@ -188,6 +228,11 @@ void run_step(const Step& step, void** slots) {
   pool.run(chunks, [&](int64_t c) {
     step.fn(slots, step.trip_count * c / chunks, step.trip_count * (c + 1) / chunks);
   });
+}
+
+void run_step(const Step& step, void** slots) {
+  run_range(step, slots);
+  if (step.combine) step.combine(slots, 0, 1);
 }
 
 // ---- Building blocks from plans ----
@@ -288,9 +333,12 @@ std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& pla
     } else {
       for (ir::VarId r : kernel.roots)
         block->temporaries.emplace_back(plan.slot[static_cast<size_t>(r)], fn.type(r));
+      for (const auto& partial : kernel.partials) block->temporaries.push_back(partial);
       if (kernel.runs) {
         Step step;
         step.fn = reinterpret_cast<KernelFn>(module.symbol(kernel_symbol(prefix, k)));
+        if (kernel.parts > 0)
+          step.combine = reinterpret_cast<KernelFn>(module.symbol(combine_symbol(prefix, k)));
         step.trip_count = kernel.trip_count;
         step.work = kernel.work;
         step.splittable = kernel.splittable;

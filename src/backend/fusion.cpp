@@ -636,6 +636,41 @@ class Planner {
       for (int i : kernel.eqns) per_element += op_cost(fn_.eqns[static_cast<size_t>(i)].prim);
       kernel.work *= per_element;
     }
+    if (kernel.kind == KernelKind::kReduce) split(kernel);
+  }
+
+  // Cuts a reduction whose range would run on one thread (see kMaxReduceParts) into parts.
+  void split(Kernel& kernel) {
+    const int64_t total = kernel.trip_count * kernel.work;
+    const int64_t outputs = fn_.type(kernel.roots[0]).size();
+    const int64_t size = shape_size(kernel.domain.shape);
+    if (total < kParallelMinWork || outputs <= 0) return;
+    int64_t parts = 0;
+    if (kernel.scheme == LoopScheme::kFlat && outputs < kMaxReduceParts) {
+      parts = std::min(kMaxReduceParts / outputs, size / outputs);
+    } else if (kernel.scheme == LoopScheme::kRowMajor && !kernel.splittable) {
+      const Shape& shape = kernel.domain.shape;
+      const int64_t rows = shape[static_cast<size_t>(loop_dims(shape)[0])];
+      parts = std::min({kMaxReduceParts, rows, size / (outputs * kMinPartialRatio)});
+    }
+    const int64_t steps_per_part = kernel.scheme == LoopScheme::kFlat ? outputs : 1;
+    parts = std::min(parts, total / (kMinPartWork * steps_per_part));
+    if (parts < 2) return;
+    kernel.parts = parts;
+    kernel.splittable = true;
+    kernel.trip_count = kernel.scheme == LoopScheme::kFlat ? outputs * parts : parts;
+    kernel.work = (total + kernel.trip_count - 1) / kernel.trip_count;
+    for (VarId r : kernel.roots) {
+      // A row-major reduction accumulates in memory, in the output's type, split or not.
+      const DType d = fn_.type(r).dtype;
+      const DType acc =
+          kernel.scheme == LoopScheme::kFlat ? accumulator_dtype(producer(r).prim, d) : d;
+      const ir::Type partial{acc, {parts, outputs}};
+      const int slot = static_cast<int>(plan_.slots.size());
+      plan_.slots.push_back(r);
+      kernel.partials.emplace_back(slot, partial);
+      kernel.writes.push_back(slot);
+    }
   }
 
   const ir::Function& fn_;
@@ -752,7 +787,12 @@ std::string kernel_title(const ir::Function& fn, const FusionPlan& plan, size_t 
   return absl::StrCat(
       "kernel ", k, " (", kernel_kind_name(kernel.kind),
       kernel.roots.size() > 1 ? absl::StrCat(", ", kernel.roots.size(), " outputs") : "", ", over ",
-      ir::type_str(kernel.domain), ")");
+      ir::type_str(kernel.domain),
+      kernel.parts > 0 ? absl::StrCat(", in ", kernel.parts, " parts") : "", ")");
+}
+
+DType accumulator_dtype(Prim prim, DType dtype) {
+  return prim == Prim::kReduceSum && dtype == DType::f32 ? DType::f64 : dtype;
 }
 
 const char* kernel_kind_name(KernelKind kind) {

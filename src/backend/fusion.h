@@ -10,7 +10,9 @@
 // expanding broadcast. Kernels:
 //   elementwise  one loop over a shape, writing one or more same-shape roots
 //   reduce       one pass over an input shape, for one or more reductions over the same axes
-//                (float sums may be reassociated, so their order is unspecified, as in XLA)
+//                (float sums may be reassociated, so their order is unspecified, as in XLA);
+//                a large one that would run on one thread is cut into parts that threads
+//                reduce apart, then combined in part order (Kernel::parts)
 //   matmul       [m,k] x [k,n], i-k-j order, k summed in sequence (as the eager reference)
 //   concatenate  one loop nest per operand, each writing its slab
 //   region       a control-flow equation (cond, while, scan): no code of its own; the runtime
@@ -24,6 +26,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ir/ir.h"
@@ -48,6 +51,15 @@ enum class KernelKind : uint8_t { kElementwise, kReduce, kMatmul, kConcatenate, 
 // each once vectorized) reaches kParallelMinWork: about 10 microseconds, against a few to wake
 // a worker.
 inline constexpr int64_t kParallelMinWork = int64_t{1} << 19;
+
+// A reduction of at least kParallelMinWork work whose range would not split (a flat one to fewer
+// than kMaxReduceParts outputs, a row-major one over dimension 0) is cut into parts of at least
+// kMinPartWork each, at most kMaxReduceParts: a number fixed by its shape, so that its result
+// does not depend on how many threads run it. The partial results take at most
+// 1/kMinPartialRatio of the input's elements.
+inline constexpr int64_t kMaxReduceParts = 64;
+inline constexpr int64_t kMinPartWork = int64_t{1} << 15;
+inline constexpr int64_t kMinPartialRatio = 64;
 
 struct FusionPlan;
 
@@ -76,6 +88,15 @@ struct Kernel {
   int64_t work = 1;
   // The buffers it reads, then writes (slot numbers), for the lowering's noalias arguments.
   std::vector<int> reads, writes;
+  // A split reduction (parts > 0): each range step reduces one part of the elements into
+  // partial results, which a second function combines in part order into the outputs. kFlat:
+  // the range is outputs x parts, each step one slice of one output's elements; kRowMajor: the
+  // range is the parts, each a slice of dimension 0 accumulated into a copy of all outputs.
+  // Per root: the slot of its partial results, [parts, outputs] in the type they accumulate
+  // in (kFlat: accumulator_dtype; kRowMajor: the output's), and that type; `writes` holds the
+  // roots' slots, then these.
+  int64_t parts = 0;
+  std::vector<std::pair<int, ir::Type>> partials;
   // kRegion: the control-flow equation, and the plan of each of its regions. kHost: the effect.
   int eqn = -1;
   std::vector<std::shared_ptr<const FusionPlan>> regions;
@@ -104,7 +125,7 @@ struct HostStep {
 struct FusionPlan {
   std::vector<Storage> storage;  // per VarId
   std::vector<int> slot;         // per VarId: index into the run's buffer array, or -1
-  std::vector<ir::VarId> slots;  // per slot: its VarId
+  std::vector<ir::VarId> slots;  // per slot: its VarId (partial results: their reduction's)
   std::vector<int> producer;     // per VarId: the equation defining it, or -1
   std::vector<int> kernel_of;    // per VarId with a buffer computed by a kernel, else -1
   std::vector<Kernel> kernels;   // in execution order
@@ -138,6 +159,10 @@ std::string kernel_title(const ir::Function& fn, const FusionPlan& plan, size_t 
 /// equations it evaluates (each drawn once, in the first kernel that does), host steps as notes
 /// between them, region steps as clusters nesting their regions' own plans.
 std::string fused_dot(const ir::Function& fn, const FusionPlan& plan);
+
+/// The type a reduction accumulates in: an f32 sum in f64 (as the eager reference: 16M values
+/// then stay within 1e-6 of the exact sum, where f32 partials drift by 0.3%), else its own.
+DType accumulator_dtype(ir::Prim prim, DType dtype);
 
 /// "elementwise", "reduce", "matmul", "concatenate", "region", "host".
 const char* kernel_kind_name(KernelKind kind);

@@ -98,6 +98,7 @@ class Lowering {
       if (kernel.kind != KernelKind::kRegion) {
         lower_kernel(static_cast<int>(k));
         symbols.push_back(kernel_symbol(prefix_, k));
+        if (kernel.parts > 0) symbols.push_back(combine_symbol(prefix_, k));
         continue;
       }
       const ir::Eqn& e = fn_.eqns[static_cast<size_t>(kernel.eqn)];
@@ -136,6 +137,8 @@ class Lowering {
       llvm::Function* callee = module_->getFunction(kernel_symbol(prefix, j));
       TJ_CHECK(callee && callee->getFunctionType() == kty, "loop driver: no kernel ", j);
       b_.CreateCall(callee, {slots, begin ? begin : i64(0), end ? end : i64(kernel.trip_count)});
+      if (kernel.parts > 0)
+        b_.CreateCall(module_->getFunction(combine_symbol(prefix, j)), {slots, i64(0), i64(1)});
     }
   }
 
@@ -445,15 +448,22 @@ class Lowering {
     Value* base = buffer_[static_cast<size_t>(slot)];
     return b_.CreateInBoundsGEP(mem_type(fn_.type(v).dtype), base, offset);
   }
-  Value* load(VarId v, Value* offset) {
-    DType d = fn_.type(v).dtype;
-    Value* x = b_.CreateAlignedLoad(mem_type(d), element_ptr(v, offset), elem_align(d));
+  // Element `offset` of root j's partial results in a split reduction.
+  Value* partial_ptr(const Kernel& kernel, size_t j, Value* offset) {
+    const auto& [slot, type] = kernel.partials[j];
+    return b_.CreateInBoundsGEP(mem_type(type.dtype), buffer_[static_cast<size_t>(slot)], offset);
+  }
+  Value* load_at(DType d, Value* ptr) {
+    Value* x = b_.CreateAlignedLoad(mem_type(d), ptr, elem_align(d));
     return d == DType::bool_ ? b_.CreateICmpNE(x, b_.getInt8(0)) : x;
   }
-  void store(VarId v, Value* offset, Value* x) {
-    DType d = fn_.type(v).dtype;
+  void store_at(DType d, Value* ptr, Value* x) {
     if (d == DType::bool_) x = b_.CreateZExt(x, b_.getInt8Ty());
-    b_.CreateAlignedStore(x, element_ptr(v, offset), elem_align(d));
+    b_.CreateAlignedStore(x, ptr, elem_align(d));
+  }
+  Value* load(VarId v, Value* offset) { return load_at(fn_.type(v).dtype, element_ptr(v, offset)); }
+  void store(VarId v, Value* offset, Value* x) {
+    store_at(fn_.type(v).dtype, element_ptr(v, offset), x);
   }
 
   // ---- Evaluation of inline values ----
@@ -967,14 +977,41 @@ class Lowering {
     const Kernel& kernel = plan_.kernels[static_cast<size_t>(k)];
     kernel_ = k;
     evaluations_ = 0;
+    const std::string symbol = kernel_symbol(prefix_, static_cast<size_t>(k));
+    if (kernel.parts > 0) {  // the parts, then their combination
+      std::vector<int> partials, outputs;
+      for (const auto& p : kernel.partials) partials.push_back(p.first);
+      for (VarId r : kernel.roots) outputs.push_back(plan_.slot[static_cast<size_t>(r)]);
+      lower_function(symbol, kernel.reads, partials,
+                     [&](Value* begin, Value* end) { lower_reduce(kernel, begin, end); });
+      lower_function(combine_symbol(prefix_, static_cast<size_t>(k)), partials, outputs,
+                     [&](Value*, Value*) { lower_combine(kernel); });
+      return;
+    }
+    lower_function(symbol, kernel.reads, kernel.writes, [&](Value* begin, Value* end) {
+      switch (kernel.kind) {
+        case KernelKind::kElementwise: lower_elementwise(kernel, begin, end); break;
+        case KernelKind::kReduce: lower_reduce(kernel, begin, end); break;
+        case KernelKind::kMatmul: lower_matmul(kernel, begin, end); break;
+        case KernelKind::kConcatenate: lower_concatenate(kernel, begin, end); break;
+        case KernelKind::kRegion: break;  // runs its sub-plans on the host; see lower_all
+        case KernelKind::kHost: break;    // the runtime performs it
+      }
+    });
+  }
+
+  // Emits `symbol`, an entry point (buffers, begin, end) that loads the pointers of the slots
+  // `reads` and `writes` and calls an internal body, which `emit(begin, end)` fills.
+  template <class F>
+  void lower_function(const std::string& symbol, const std::vector<int>& reads,
+                      const std::vector<int>& writes, F&& emit) {
     buffer_.assign(plan_.slots.size(), nullptr);
-    std::vector<int> slots = kernel.reads;
-    slots.insert(slots.end(), kernel.writes.begin(), kernel.writes.end());
+    std::vector<int> slots = reads;
+    slots.insert(slots.end(), writes.begin(), writes.end());
     std::sort(slots.begin(), slots.end());
     slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
 
     // The body: noalias pointers, one per buffer, then the range.
-    std::string symbol = kernel_symbol(prefix_, static_cast<size_t>(k));
     std::vector<llvm::Type*> params(slots.size(), ptr_);
     params.push_back(i64_);
     params.push_back(i64_);
@@ -992,7 +1029,7 @@ class Lowering {
       if (aligned_[static_cast<size_t>(slots[a])])
         body->addParamAttr(static_cast<unsigned>(a),
                            llvm::Attribute::getWithAlignment(*context_, llvm::Align(base::kBufferAlign)));
-      if (std::find(kernel.writes.begin(), kernel.writes.end(), slots[a]) == kernel.writes.end())
+      if (std::find(writes.begin(), writes.end(), slots[a]) == writes.end())
         body->addParamAttr(static_cast<unsigned>(a), llvm::Attribute::ReadOnly);
       buffer_[static_cast<size_t>(slots[a])] = body->getArg(static_cast<unsigned>(a));
     }
@@ -1001,15 +1038,7 @@ class Lowering {
     entry_ = llvm::BasicBlock::Create(*context_, "entry", body);
     b_.SetInsertPoint(entry_);
     memo_.assign(1, {});
-
-    switch (kernel.kind) {
-      case KernelKind::kElementwise: lower_elementwise(kernel, begin, end); break;
-      case KernelKind::kReduce: lower_reduce(kernel, begin, end); break;
-      case KernelKind::kMatmul: lower_matmul(kernel, begin, end); break;
-      case KernelKind::kConcatenate: lower_concatenate(kernel, begin, end); break;
-      case KernelKind::kRegion: break;  // runs its sub-plans on the host; see lower_all
-      case KernelKind::kHost: break;    // the runtime performs it
-    }
+    emit(begin, end);
     b_.CreateRetVoid();
 
     // The entry point: load the pointers from the slot array and call the body.
@@ -1074,6 +1103,36 @@ class Lowering {
       return acc;
     };
 
+    if (kernel.scheme == LoopScheme::kRowMajor && kernel.parts > 0) {
+      // Part p accumulates its slice of dimension 0, in input order, into row p of partials.
+      std::vector<int64_t> dims = non_unit_dims(shape);
+      const int64_t outputs = shape_size(out_shape);
+      const int64_t rows = shape[static_cast<size_t>(dims[0])];
+      loop(begin, end, [&](Value* p) {
+        Value* row = b_.CreateMul(p, i64(outputs), "", true, true);
+        loop(i64(0), i64(outputs), [&](Value* o) {
+          Value* q = b_.CreateAdd(row, o, "", true, true);
+          for (size_t j = 0; j < roots.size(); ++j) {
+            const DType acc = kernel.partials[j].second.dtype;
+            store_at(acc, partial_ptr(kernel, j, q), identity(roots[j].prim, acc));
+          }
+        }, "o");
+        Value* next = b_.CreateAdd(p, i64(1), "", true, true);
+        nest(shape, dims, part_bound(p, rows, kernel.parts), part_bound(next, rows, kernel.parts),
+             [&](const std::vector<Value*>& multi) {
+               Index ix = from_multi(multi);
+               Value* q = b_.CreateAdd(row, out_offset(multi), "", true, true);
+               for (size_t j = 0; j < roots.size(); ++j) {
+                 const DType acc = kernel.partials[j].second.dtype;
+                 Value* x = eval(roots[j].operand, ix);
+                 if (acc != roots[j].dtype) x = b_.CreateFPExt(x, reg_type(acc));
+                 Value* ptr = partial_ptr(kernel, j, q);
+                 store_at(acc, ptr, accumulate(roots[j].prim, acc, load_at(acc, ptr), x));
+               }
+             });
+      });
+      return;
+    }
     if (kernel.scheme == LoopScheme::kRowMajor) {
       // Identity-fill the outputs this range owns, then accumulate in input order.
       std::vector<int64_t> dims = non_unit_dims(shape);
@@ -1099,12 +1158,9 @@ class Lowering {
       return;
     }
 
-    // Register accumulators (allocas that SROA promotes). An f32 sum accumulates in f64, as
-    // the eager reference does: 16M values then stay within 1e-6 of the exact sum, where f32
-    // partials drift by 0.3%; the loop streams memory, so the wider adds cost nothing.
-    auto acc_dtype = [](const Root& r) {
-      return r.prim == Prim::kReduceSum && r.dtype == DType::f32 ? DType::f64 : r.dtype;
-    };
+    // Register accumulators (allocas that SROA promotes), in accumulator_dtype: the loop
+    // streams memory, so an f32 sum's wider adds cost nothing.
+    auto acc_dtype = [](const Root& r) { return accumulator_dtype(r.prim, r.dtype); };
     {
       llvm::IRBuilder<> at_entry(entry_, entry_->begin());
       for (Root& r : roots) r.acc = at_entry.CreateAlloca(reg_type(acc_dtype(r)));
@@ -1128,6 +1184,26 @@ class Lowering {
       }
     };
 
+    if (kernel.scheme == LoopScheme::kFlat && kernel.parts > 0) {
+      // Step q reduces part p = q % parts of output o = q / parts (a slice of its `inner`
+      // elements) into partials[p][o], unrounded.
+      const int64_t outputs = shape_size(out_shape);
+      const int64_t inner = shape_size(shape) / outputs;
+      loop(begin, end, [&](Value* q) {
+        start();
+        Value* o = b_.CreateUDiv(q, i64(kernel.parts));
+        Value* p = b_.CreateURem(q, i64(kernel.parts));
+        Value* base = b_.CreateMul(o, i64(inner), "", true, true);
+        Value* next = b_.CreateAdd(p, i64(1), "", true, true);
+        loop(part_bound(p, inner, kernel.parts), part_bound(next, inner, kernel.parts),
+             [&](Value* r) { add(from_flat(b_.CreateAdd(base, r, "", true, true))); }, "r");
+        Value* at = b_.CreateAdd(b_.CreateMul(p, i64(outputs), "", true, true), o, "", true, true);
+        for (size_t j = 0; j < roots.size(); ++j)
+          store_at(acc_dtype(roots[j]), partial_ptr(kernel, j, at),
+                   b_.CreateLoad(reg_type(acc_dtype(roots[j])), roots[j].acc));
+      });
+      return;
+    }
     if (kernel.scheme == LoopScheme::kFlat) {
       const int64_t out_size = shape_size(out_shape);
       const int64_t inner = out_size > 0 ? shape_size(shape) / out_size : 0;
@@ -1159,6 +1235,31 @@ class Lowering {
       }
       finish(offset);
     });
+  }
+
+  // Where part p of a split reduction over `extent` elements starts: p * extent / parts.
+  Value* part_bound(Value* p, int64_t extent, int64_t parts) {
+    return b_.CreateUDiv(b_.CreateMul(p, i64(extent), "", true, true), i64(parts));
+  }
+
+  // A split reduction's second function: each output the combination of its partial results,
+  // in part order.
+  void lower_combine(const Kernel& kernel) {
+    for (size_t j = 0; j < kernel.roots.size(); ++j) {
+      const VarId r = kernel.roots[j];
+      const Prim prim = fn_.eqns[static_cast<size_t>(plan_.producer[static_cast<size_t>(r)])].prim;
+      const DType d = fn_.type(r).dtype, acc = kernel.partials[j].second.dtype;
+      const int64_t outputs = fn_.type(r).size();
+      loop(i64(0), i64(outputs), [&](Value* o) {
+        Value* x = load_at(acc, partial_ptr(kernel, j, o));
+        for (int64_t p = 1; p < kernel.parts; ++p) {
+          Value* at = b_.CreateAdd(o, i64(p * outputs), "", true, true);
+          x = accumulate(prim, acc, x, load_at(acc, partial_ptr(kernel, j, at)));
+        }
+        if (acc != d) x = b_.CreateFPTrunc(x, reg_type(d));
+        store(r, o, x);
+      }, "o");
+    }
   }
 
   void lower_matmul(const Kernel& kernel, Value* begin, Value* end) {
@@ -1258,6 +1359,10 @@ std::string kernel_symbol(std::string_view name, size_t index) {
   for (char c : name) s += std::isalnum(static_cast<unsigned char>(c)) || c == '_' ? c : '_';
   if (s.empty()) s = "fn";
   return s + "_k" + std::to_string(index);
+}
+
+std::string combine_symbol(std::string_view name, size_t index) {
+  return kernel_symbol(name, index) + "_combine";
 }
 
 std::string driver_symbol(std::string_view region_prefix) { return detail::cat(region_prefix, "_drv"); }

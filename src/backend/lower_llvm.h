@@ -18,6 +18,9 @@ namespace tracejit::backend {
 
 /// The entry point of kernel `index` in a module lowered with CompileOptions::name `name`.
 std::string kernel_symbol(std::string_view name, size_t index);
+/// A split reduction's (Kernel::parts) second entry point, of the same signature: run
+/// over [0, 1) after every step of the first, it combines the parts into the outputs.
+std::string combine_symbol(std::string_view name, size_t index);
 /// The name under which the kernels of region `region` of (region) kernel `kernel` of a plan
 /// lowered under `prefix` are lowered: kernel_symbol(region_prefix(...), i) is their entry.
 std::string region_prefix(std::string_view prefix, size_t kernel, size_t region);

@@ -50,6 +50,7 @@ namespace {
 
 constexpr float kLearningRate = 0.005f;
 constexpr int64_t k1M = int64_t{1} << 20;
+constexpr int64_t k4M = int64_t{1} << 22;  // the SGD step past the caches: bandwidth-bound
 constexpr int64_t k16M = int64_t{1} << 24;
 constexpr int64_t kSide = 4096;  // kSide * kSide == k16M
 constexpr int kTrainSteps = 1000;     // the seed's training: 1000 SGD steps on 128 points
@@ -479,7 +480,7 @@ void check(const std::string& what, const std::vector<float>& got, const std::ve
 }
 
 void run_checks() {
-  for (int64_t n : {int64_t{128}, k1M}) {
+  for (int64_t n : {int64_t{128}, k1M, k4M}) {
     const RegressionData& d = regression_data(n);
     Params p = init_params();
     HostParams h{0.5f, 0.5f};
@@ -581,7 +582,7 @@ void add(const std::string& name, std::function<void(benchmark::State&)> fn) {
 }
 
 void register_update() {
-  for (int64_t n : {int64_t{128}, k1M}) {
+  for (int64_t n : {int64_t{128}, k1M, k4M}) {
     std::string c = "update/" + size_name(n);
     add(c + "/cpp", [n](benchmark::State& state) {
       const RegressionData& d = regression_data(n);
