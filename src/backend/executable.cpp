@@ -628,7 +628,8 @@ void run_frame(Frame& f, const void* const* inputs) {
 class SlotArrays {
  public:
   explicit SlotArrays(size_t n) : n_(n) {
-    for (size_t i = 0; i < n; ++i) new (&raw_[i]) Array();
+    // Array() is out of line (a call through the PLT per slot); this constructor is inline.
+    for (size_t i = 0; i < n; ++i) new (&raw_[i]) Array(std::shared_ptr<detail::ArrayImpl>());
   }
   ~SlotArrays() {
     for (size_t i = 0; i < n_; ++i) at(i).~Array();
