@@ -1,9 +1,12 @@
 #pragma once
 // tj::jit: trace once per signature, compile to native code, then call the compiled code.
+#include <array>
 #include <chrono>
 #include <memory>
 #include <string>
+#include <tuple>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/functional/function_ref.h"
 #include "tracejit/detail/trace_fn.h"
 
@@ -36,9 +39,10 @@ struct JitOptions {
   /// with equal options (counted in JitStats::shared_hits), instead of compiling it again.
   bool share_code = true;
   /// Compiles a new signature in two tiers: quick code (LLVM's light pipeline) for the first
-  /// calls, while the fully optimized code compiles on a background thread and replaces it.
-  /// Off: one optimized compile before the first call. Env TRACEJIT_TIERED=0 turns it off for
-  /// every function; dumps (TRACEJIT_DUMP_DIR) and lower() always show the optimized code.
+  /// call; the second call compiles the fully optimized code and swaps it in. Off: one
+  /// optimized compile before the first call. Env TRACEJIT_TIERED=0 turns it off for every
+  /// function; dumps (TRACEJIT_DUMP_DIR), lower() and a disk cache (cache_dir) always compile
+  /// the optimized code at once.
   bool tiered = true;
 };
 
@@ -62,27 +66,112 @@ struct JitStats {
   int64_t shared_hits = 0;
 };
 
-/// Every stage of one compilation, as text.
-class Lowered {
- public:
-  const std::string& ir() const { return ir_; }
-  const std::string& optimized_ir() const { return optimized_ir_; }
-  const std::string& llvm_ir() const { return llvm_ir_; }
-  const std::string& optimized_llvm_ir() const { return optimized_llvm_ir_; }
-  const std::string& assembly() const { return assembly_; }
-  /// The fused plan as a Graphviz DOT digraph: a cluster per kernel with the equations it
-  /// evaluates, host steps between them, loops and branches as clusters nesting their regions'
-  /// plans. `make_ir(f)(args...).dot()` draws the traced program.
-  const std::string& dot() const { return dot_; }
-
- private:
-  friend class detail::JitCache;
-  std::string ir_, optimized_ir_, llvm_ir_, optimized_llvm_ir_, assembly_, dot_;
-};
-
 namespace detail {
 
 struct JitEntry;
+
+/// What lowering one signature gives: every stage's text, and the compiled entry that
+/// Lowered::compile() hands to a tj::Compiled (so compile() does not compile again).
+struct LoweredParts {
+  std::string ir, optimized_ir, llvm_ir, optimized_llvm_ir, assembly, dot;
+  std::string name;
+  std::shared_ptr<const JitEntry> entry;
+};
+
+/// The number of results of an entry's executable and their structure.
+size_t num_outputs(const JitEntry& entry);
+const TreeDef& out_def(const JitEntry& entry);
+/// Runs an entry's executable on leaves whose types the caller has checked against the
+/// entry's signature, moving its results into outputs[0 .. num_outputs(entry)).
+void run_checked_leaves(const JitEntry& entry, const Array* const* leaves, Array* outputs);
+/// Compiled's check of one call: every leaf is a concrete array (not a tracer: TracerLeakError,
+/// or tj::Error inside a trace) of the dtype and shape it was compiled for, else TypeError
+/// naming the leaf's path. `leaves` laid out as the entry's signature.
+void check_compiled_leaves(const JitEntry& entry, const std::string& name,
+                           const Array* const* leaves, size_t count);
+/// The same for arguments whose structure is known only at run time: also compares each
+/// argument's TreeDef with the compiled one (TypeError naming the argument and both trees).
+void check_compiled_args(const JitEntry& entry, const std::string& name, const FlatArgs& args);
+
+/// Runs `entry` on `leaves` and rebuilds its results as an R.
+template <class R>
+R run_entry(const JitEntry& entry, const Array* const* leaves) {
+  if constexpr (static_trees_v<R>) {
+    constexpr size_t n = static_leaf_count<R>();
+    std::array<Array, n> outs;
+    run_checked_leaves(entry, leaves, outs.data());
+    Array* in = outs.data();
+    return build_static<R>(in);
+  } else {
+    std::vector<Array> outs(num_outputs(entry));
+    run_checked_leaves(entry, leaves, outs.data());
+    return tree_unflatten<R>(out_def(entry), outs);
+  }
+}
+
+/// The addresses of a FlatArgs' leaves, in order.
+absl::InlinedVector<const Array*, 16> leaf_pointers(const FlatArgs& args);
+
+}  // namespace detail
+
+/// A jitted function compiled for exactly one signature (`jitted.lower(args...).compile()`):
+/// a call checks each leaf's dtype and shape against that signature, then runs the compiled
+/// code, with no cache lookup. A call with another signature throws tj::TypeError naming the
+/// leaf. Thread-safe; copies share the compiled code. R is the result type, Args the
+/// argument types it was lowered for.
+template <class R, class... Args>
+class Compiled {
+ public:
+  Compiled(std::shared_ptr<const detail::JitEntry> entry, std::string name)
+      : entry_(std::move(entry)), name_(std::move(name)) {}
+
+  template <class... CallArgs>
+  R operator()(const CallArgs&... args) const {
+    if constexpr (std::is_same_v<std::tuple<std::remove_cvref_t<CallArgs>...>, std::tuple<Args...>> &&
+                  detail::static_trees_v<CallArgs...>) {
+      // The structure is the lowered one (it is the type); only the leaf types remain.
+      constexpr size_t n = (size_t{0} + ... + detail::static_leaf_count<std::remove_cvref_t<CallArgs>>());
+      std::array<const Array*, n> leaves;
+      const Array** out = leaves.data();
+      (detail::gather_static(args, out), ...);
+      detail::check_compiled_leaves(*entry_, name_, leaves.data(), n);
+      return detail::run_entry<R>(*entry_, leaves.data());
+    } else {
+      detail::FlatArgs flat = detail::flatten_args(args...);
+      detail::check_compiled_args(*entry_, name_, flat);
+      return detail::run_entry<R>(*entry_, detail::leaf_pointers(flat).data());
+    }
+  }
+
+ private:
+  std::shared_ptr<const detail::JitEntry> entry_;
+  std::string name_;
+};
+
+/// Every stage of one compilation, as text, and the compiled code itself (compile()).
+/// `tj::Lowered l = jitted.lower(args...);` deduces R and Args.
+template <class R, class... Args>
+class Lowered {
+ public:
+  explicit Lowered(detail::LoweredParts parts) : parts_(std::move(parts)) {}
+
+  const std::string& ir() const { return parts_.ir; }
+  const std::string& optimized_ir() const { return parts_.optimized_ir; }
+  const std::string& llvm_ir() const { return parts_.llvm_ir; }
+  const std::string& optimized_llvm_ir() const { return parts_.optimized_llvm_ir; }
+  const std::string& assembly() const { return parts_.assembly; }
+  /// The fused plan as a Graphviz DOT digraph: a cluster per kernel with the equations it
+  /// evaluates, host steps between them, loops and branches as clusters nesting their regions'
+  /// plans. `make_ir(f)(args...).dot()` draws the traced program.
+  const std::string& dot() const { return parts_.dot; }
+  /// A callable for exactly the lowered signature, over the code already compiled.
+  Compiled<R, Args...> compile() const { return Compiled<R, Args...>(parts_.entry, parts_.name); }
+
+ private:
+  detail::LoweredParts parts_;
+};
+
+namespace detail {
 
 /// The non-template half of a jitted function: its signature cache, the compiler pipeline
 /// and the call into compiled code. Shared by copies of one Jitted.
@@ -92,26 +181,36 @@ class JitCache {
   ~JitCache();
 
   const std::string& name() const { return name_; }
+  /// The entry this thread last ran for this function, when the call is of the same static
+  /// argument types (`tag`, kTypeTag of them) and every leaf has the type it was compiled for;
+  /// else null. Counts a cache hit when found. No lock, no allocation, no hashing: the
+  /// thread's own slot holds the entry, so an eviction meanwhile cannot free it (an evicted
+  /// entry is not returned: the call takes the slow path and traces again).
+  const JitEntry* find_last(const void* tag, const Array* const* leaves, size_t count);
   /// The compiled entry for this signature, or null. Counts a cache hit when found. Allocates
-  /// nothing; the entry stays valid while held, even if it is evicted meanwhile.
-  std::shared_ptr<const JitEntry> find(const FlatArgs& args);
+  /// nothing; the entry stays valid while held, even if it is evicted meanwhile. A non-null
+  /// `tag` makes the entry this thread's last one for find_last.
+  std::shared_ptr<const JitEntry> find(const FlatArgs& args, const void* tag = nullptr);
   /// The entry for the signature of `args`, calling `trace` (once per signature, under no lock:
   /// the trace may call this function again on any thread) and compiling when it is not cached.
   /// A thread asking for a signature that another thread is tracing waits for that trace, so
   /// each signature is traced once; when that trace fails, a waiting thread traces it itself.
-  std::shared_ptr<const JitEntry> trace_and_add(const FlatArgs& args, absl::FunctionRef<TracedFn()> trace);
-  /// Runs the compiled code on concrete leaves.
+  std::shared_ptr<const JitEntry> trace_and_add(const FlatArgs& args, absl::FunctionRef<TracedFn()> trace,
+                                                const void* tag = nullptr);
+  /// Runs the compiled code on concrete leaves (a tracer among them: TracerLeakError).
   std::vector<Array> run(const JitEntry& entry, std::span<const Array> leaves) const;
-  const TreeDef& out_def(const JitEntry& entry) const;
   /// Records a trace made to inline this function into an enclosing trace.
   void count_inline_trace(double trace_s);
-  Lowered lower(const TracedFn& traced) const;
+  /// Compiles `traced` for `args`' signature, keeping every stage's text (not cached).
+  LoweredParts lower(const FlatArgs& args, TracedFn traced) const;
   JitStats stats() const;
 
  private:
   struct Impl;
+  void remember(const void* tag, const std::shared_ptr<const JitEntry>& entry) const;
   std::unique_ptr<Impl> impl_;
   std::string name_;
+  uint64_t id_;  // unique for the process's lifetime: keys this thread's last-entry slot
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0);
@@ -132,6 +231,18 @@ class Jitted {
   template <class... Args>
   detail::arrayified_t<detail::result_t<F, Args...>> operator()(const Args&... args) const {
     using R = detail::arrayified_t<detail::result_t<F, Args...>>;
+    const void* tag = nullptr;
+    if constexpr (detail::static_trees_v<Args...>) {
+      // The fast path of a repeated call: leaf addresses on the stack, one type-tag comparison
+      // for the structure, one type comparison per leaf, then the compiled code.
+      tag = &detail::kTypeTag<std::remove_cvref_t<Args>...>;
+      constexpr size_t n = (size_t{0} + ... + detail::static_leaf_count<std::remove_cvref_t<Args>>());
+      std::array<const Array*, n> leaves;
+      const Array** out = leaves.data();
+      (detail::gather_static(args, out), ...);
+      if (const detail::JitEntry* entry = cache_->find_last(tag, leaves.data(), n))
+        return detail::run_entry<R>(*entry, leaves.data());
+    }
     detail::FlatArgs flat = detail::flatten_args(args...);
     if (detail::tracing()) {
       auto t0 = std::chrono::steady_clock::now();
@@ -140,17 +251,21 @@ class Jitted {
       std::vector<Array> outs = detail::bind_call(cache_->name(), std::move(t.traced), flat.leaves);
       return tree_unflatten<R>(t.out_def, outs);
     }
-    std::shared_ptr<const detail::JitEntry> entry = cache_->find(flat);
+    std::shared_ptr<const detail::JitEntry> entry = cache_->find(flat, tag);
     if (!entry)
-      entry = cache_->trace_and_add(flat, [&] { return detail::trace_fn<Args...>(*f_, cache_->name(), flat); });
-    return tree_unflatten<R>(cache_->out_def(*entry), cache_->run(*entry, flat.leaves));
+      entry = cache_->trace_and_add(
+          flat, [&] { return detail::trace_fn<Args...>(*f_, cache_->name(), flat); }, tag);
+    return tree_unflatten<R>(detail::out_def(*entry), cache_->run(*entry, flat.leaves));
   }
 
-  /// Traces and compiles for these arguments, keeping every stage's text.
+  /// Traces and compiles for these arguments, keeping every stage's text; `.compile()` of the
+  /// result is a tj::Compiled for exactly this signature.
   template <class... Args>
-  Lowered lower(const Args&... args) const {
+  Lowered<detail::arrayified_t<detail::result_t<F, Args...>>, std::remove_cvref_t<Args>...> lower(
+      const Args&... args) const {
     detail::FlatArgs flat = detail::flatten_args(args...);
-    return cache_->lower(detail::trace_fn<Args...>(*f_, cache_->name(), flat));
+    return Lowered<detail::arrayified_t<detail::result_t<F, Args...>>, std::remove_cvref_t<Args>...>(
+        cache_->lower(flat, detail::trace_fn<Args...>(*f_, cache_->name(), flat)));
   }
 
   JitStats stats() const { return cache_->stats(); }

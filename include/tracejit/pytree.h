@@ -466,6 +466,102 @@ T unflatten_from(UnflattenCursor& c) {
 template <class>
 using ConstArrayRef = const Array&;
 
+// ---- Trees whose structure is their C++ type ----------------------------------------------
+
+/// The member types of a registered struct's fields, as a std::tuple.
+template <class Info> struct StructFieldTypes;
+template <class... C, class... M>
+struct StructFieldTypes<StructInfo<StructField<C, M>...>> {
+  using type = std::tuple<M...>;
+};
+template <class T>
+using struct_field_types_t =
+    typename StructFieldTypes<decltype(tracejit_pytree_fields(static_cast<const T*>(nullptr)))>::type;
+
+/// True when T's TreeDef follows from the C++ type alone and every leaf is a tj::Array: Array,
+/// std::tuple, std::pair and std::array of such, and registered structs of such without
+/// static fields. jit and Compiled check such arguments by their type (one comparison) and
+/// gather their leaves into a fixed array, instead of building a TreeDef and a leaf vector.
+template <class T>
+constexpr bool static_tree() {
+  if constexpr (std::is_same_v<T, Array>) {
+    return true;
+  } else if constexpr (RegisteredStruct<T>) {
+    if constexpr (HasStaticFields<T>) return false;
+    else return static_tree<struct_field_types_t<T>>();
+  } else if constexpr (is_tuple_like_v<T>) {
+    return []<size_t... I>(std::index_sequence<I...>) {
+      return (static_tree<std::remove_cvref_t<std::tuple_element_t<I, T>>>() && ...);
+    }(std::make_index_sequence<std::tuple_size_v<T>>());
+  } else if constexpr (is_std_array_v<T>) {
+    return static_tree<std::remove_cvref_t<typename T::value_type>>();
+  } else {
+    return false;
+  }
+}
+template <class... Ts>
+inline constexpr bool static_trees_v = (static_tree<std::remove_cvref_t<Ts>>() && ...);
+
+/// The number of leaves of a static tree.
+template <class T>
+constexpr size_t static_leaf_count() {
+  if constexpr (std::is_same_v<T, Array>) {
+    return 1;
+  } else if constexpr (RegisteredStruct<T>) {
+    return static_leaf_count<struct_field_types_t<T>>();
+  } else if constexpr (is_tuple_like_v<T>) {
+    return []<size_t... I>(std::index_sequence<I...>) {
+      return (size_t{0} + ... + static_leaf_count<std::remove_cvref_t<std::tuple_element_t<I, T>>>());
+    }(std::make_index_sequence<std::tuple_size_v<T>>());
+  } else {
+    static_assert(is_std_array_v<T>);
+    return std::tuple_size_v<T> * static_leaf_count<std::remove_cvref_t<typename T::value_type>>();
+  }
+}
+
+/// Writes the address of each leaf of the static tree x, in leaf order, advancing `out`.
+template <class T>
+void gather_static(const T& x, const Array**& out) {
+  if constexpr (std::is_same_v<T, Array>) {
+    *out++ = &x;
+  } else if constexpr (RegisteredStruct<T>) {
+    const auto info = tracejit_pytree_fields(static_cast<const T*>(nullptr));
+    std::apply([&](const auto&... f) { (gather_static(x.*(f.member), out), ...); }, info.fields);
+  } else if constexpr (is_tuple_like_v<T>) {
+    std::apply([&](const auto&... e) { (gather_static(e, out), ...); }, x);
+  } else {
+    for (const auto& e : x) gather_static(e, out);
+  }
+}
+
+/// Builds a static tree of type T from leaves moved out of `in`, in leaf order.
+template <class T>
+T build_static(Array*& in) {
+  if constexpr (std::is_same_v<T, Array>) {
+    return std::move(*in++);
+  } else if constexpr (RegisteredStruct<T>) {
+    const auto info = tracejit_pytree_fields(static_cast<const T*>(nullptr));
+    T out{};
+    std::apply([&](const auto&... f) {
+      ((out.*(f.member) = build_static<std::remove_cvref_t<decltype(out.*(f.member))>>(in)), ...);
+    }, info.fields);
+    return out;
+  } else if constexpr (is_tuple_like_v<T>) {
+    // Braced initialisation evaluates its elements left to right, i.e. in leaf order.
+    return [&]<size_t... I>(std::index_sequence<I...>) {
+      return T{build_static<std::remove_cvref_t<std::tuple_element_t<I, T>>>(in)...};
+    }(std::make_index_sequence<std::tuple_size_v<T>>());
+  } else {
+    return [&]<size_t... I>(std::index_sequence<I...>) {
+      return T{((void)I, build_static<std::remove_cvref_t<typename T::value_type>>(in))...};
+    }(std::make_index_sequence<std::tuple_size_v<T>>());
+  }
+}
+
+/// An address unique to the list of types Ts: equal tags mean equal static tree structures.
+template <class... Ts>
+inline constexpr char kTypeTag = 0;
+
 }  // namespace detail
 
 // ---- Public API ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <thread>
 
@@ -89,11 +90,17 @@ struct Block {
   std::vector<HostCall> host_calls;
   std::vector<RegionStep> regions;
   std::vector<Source> outputs;
+  std::vector<bool> output_moves;  // per output: no later output reads its slot, so it may move
   std::vector<int64_t> output_bytes;
   // Per output: the slot a caller may point at its own buffer before the block runs (the
   // output is then written there directly), or -1 when it must be copied out afterwards.
   std::vector<int> redirect;
+  // Kernels only, over few slots: the root block then runs on stack arrays (run_flat).
+  bool flat = false;
 };
+
+// The most slots a flat block has.
+constexpr size_t kFlatMaxSlots = 16;
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -351,7 +358,15 @@ std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& pla
     block->outputs.push_back(source_of(fn, plan, v));
     block->output_bytes.push_back(bytes_of(fn.type(v)));
   }
+  for (size_t k = 0; k < block->outputs.size(); ++k) {
+    const Source& o = block->outputs[k];
+    bool later = false;
+    for (size_t j = k + 1; j < block->outputs.size(); ++j)
+      later |= block->outputs[j].kind == Source::kSlot && block->outputs[j].index == o.index;
+    block->output_moves.push_back(o.kind == Source::kSlot && !later);
+  }
   block->redirect = plan.redirect;
+  block->flat = block->regions.empty() && block->host_calls.empty() && block->num_slots <= kFlatMaxSlots;
   return block;
 }
 
@@ -375,7 +390,7 @@ struct Frame {
     for (const auto& [slot, type] : b.temporaries) {
       Array& a = buffers[static_cast<size_t>(slot)];
       a = detail::make_concrete(type);
-      slots[static_cast<size_t>(slot)] = a.impl()->buffer->data();
+      slots[static_cast<size_t>(slot)] = a.impl()->elements;
     }
     regions.resize(b.regions.size());
   }
@@ -656,6 +671,62 @@ void run_frame(Frame& f, const void* const* inputs) {
   }
 }
 
+// The Arrays owning a flat block's temporaries, on the stack: only the block's slots are
+// constructed (a Frame's inline vectors are zeroed whole, which cost a scalar call ~10%).
+class SlotArrays {
+ public:
+  explicit SlotArrays(size_t n) : n_(n) {
+    // Array() is out of line (a call through the PLT per slot); this constructor is inline.
+    for (size_t i = 0; i < n; ++i) new (&raw_[i]) Array(std::shared_ptr<detail::ArrayImpl>());
+  }
+  ~SlotArrays() {
+    for (size_t i = 0; i < n_; ++i) at(i).~Array();
+  }
+  SlotArrays(const SlotArrays&) = delete;
+  SlotArrays& operator=(const SlotArrays&) = delete;
+  Array& at(size_t i) { return *std::launder(reinterpret_cast<Array*>(&raw_[i])); }
+
+ private:
+  size_t n_;
+  alignas(Array) unsigned char raw_[kFlatMaxSlots][sizeof(Array)];
+};
+
+// Hands the root block's results to the caller: inputs and constants shared, the buffers of
+// slots (owned(slot)) moved out at their last use.
+template <class Owned>
+void take_outputs(const Block& b, const Array* const* inputs, Array* outputs, Owned owned) {
+  for (size_t k = 0; k < b.outputs.size(); ++k) {
+    const Source& o = b.outputs[k];
+    switch (o.kind) {
+      case Source::kInput: outputs[k] = *inputs[static_cast<size_t>(o.index)]; break;
+      case Source::kConstant: outputs[k] = o.constant; break;
+      case Source::kSlot: {
+        Array& a = owned(static_cast<size_t>(o.index));
+        if (b.output_moves[k]) outputs[k] = std::move(a);
+        else outputs[k] = a;
+        break;
+      }
+    }
+  }
+}
+
+// Runs a flat root block: kernels in order over a slot array on the stack.
+void run_flat(const Block& b, const Array* const* inputs, Array* outputs) {
+  void* slots[kFlatMaxSlots];
+  for (size_t i = 0; i < b.num_slots; ++i) slots[i] = nullptr;
+  SlotArrays owned(b.num_slots);
+  for (const auto& [slot, value] : b.constants) slots[static_cast<size_t>(slot)] = value.impl()->elements;
+  for (const auto& [slot, type] : b.temporaries) {
+    Array& a = owned.at(static_cast<size_t>(slot));
+    a = detail::make_concrete(type);
+    slots[static_cast<size_t>(slot)] = a.impl()->elements;
+  }
+  for (size_t i = 0; i < b.input_slots.size(); ++i)
+    slots[static_cast<size_t>(b.input_slots[i])] = inputs[i]->impl()->elements;
+  for (const Step& step : b.steps) run_step(step, slots);
+  take_outputs(b, inputs, outputs, [&](size_t slot) -> Array& { return owned.at(slot); });
+}
+
 class CompiledProgram final : public Executable {
  public:
   CompiledProgram(const ir::Function& fn, const FusionPlan& plan, CompiledModule module,
@@ -673,15 +744,31 @@ class CompiledProgram final : public Executable {
     if (inputs.size() != b.input_types.size())
       detail::raise<Error>("jit", "the compiled function takes ", b.input_types.size(),
                            " inputs, got ", inputs.size());
-    absl::InlinedVector<const void*, 16> ptrs;
+    absl::InlinedVector<const Array*, 16> ptrs;
     for (size_t i = 0; i < inputs.size(); ++i) {
       const detail::ArrayImpl& impl = detail::concrete_impl(inputs[i], "jit");
       const ir::Type& t = b.input_types[i];
       if (impl.type.dtype != t.dtype || impl.type.shape != t.shape)
         detail::raise<TypeError>("jit", "input ", i, " is ", ir::type_str(impl.type),
                                  " but the function was compiled for ", ir::type_str(t));
-      ptrs.push_back(impl.buffer->data());
+      ptrs.push_back(&inputs[i]);
     }
+    std::vector<Array> out(b.outputs.size());
+    run_unchecked(ptrs.data(), out.data());
+    return out;
+  }
+
+  void run_unchecked(const Array* const* inputs, Array* outputs) const override {
+    const Block& b = *root_;
+    if (b.flat) {
+      try {
+        return run_flat(b, inputs, outputs);
+      } catch (const ResourceError& e) {
+        detail::rethrow_as("jit", e);
+      }
+    }
+    absl::InlinedVector<const void*, 16> ptrs(b.input_types.size());
+    for (size_t i = 0; i < ptrs.size(); ++i) ptrs[i] = inputs[i]->impl()->elements;
     std::optional<Frame> frame;
     try {
       frame.emplace(b);
@@ -689,19 +776,12 @@ class CompiledProgram final : public Executable {
     } catch (const ResourceError& e) {
       detail::rethrow_as("jit", e);
     }
-    std::vector<Array> out;
-    out.reserve(b.outputs.size());
-    for (const Source& o : b.outputs) {
-      switch (o.kind) {
-        case Source::kInput: out.push_back(inputs[static_cast<size_t>(o.index)]); break;
-        case Source::kConstant: out.push_back(o.constant); break;
-        case Source::kSlot: out.push_back(frame->buffers[static_cast<size_t>(o.index)]); break;
-      }
-    }
-    return out;
+    take_outputs(b, inputs, outputs, [&](size_t slot) -> Array& { return frame->buffers[slot]; });
   }
 
   const CompiledModule& module() const { return module_; }
+  size_t num_outputs() const override { return root_->outputs.size(); }
+
   const std::string& fused_ir() const override { return fused_ir_; }
   const std::string& fused_dot() const override { return fused_dot_; }
   const std::string& llvm_ir() const override { return llvm_ir_; }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "base/errors.h"
+#include "base/free_list.h"
 
 namespace tracejit::detail {
 
@@ -54,8 +55,9 @@ void rethrow_as(std::string_view op, const ResourceError& e) {
 }
 
 Array array_over(const base::Type& type, std::shared_ptr<base::Buffer> buffer) {
-  auto impl = std::make_shared<ArrayImpl>();
+  auto impl = std::allocate_shared<ArrayImpl>(base::FreeListAllocator<ArrayImpl>());
   impl->type = type;
+  impl->elements = buffer->data();
   impl->buffer = std::move(buffer);
   return Array(std::move(impl));
 }

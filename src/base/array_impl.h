@@ -17,10 +17,11 @@ struct ArrayImpl {
   std::shared_ptr<base::Buffer> buffer;  // concrete: the elements, row-major
   std::shared_ptr<TraceState> trace;        // tracer: the trace that owns `var`
   int32_t var = -1;  // the trace's ir::VarId
+  void* elements = nullptr;  // concrete: buffer->data() (array_over sets both), one load nearer
 
   bool is_tracer() const { return trace != nullptr; }
   template <class T>
-  const T* data() const { return static_cast<const T*>(buffer->data()); }
+  const T* data() const { return static_cast<const T*>(elements); }
 };
 
 /// A concrete array over a fresh, uninitialised buffer of `type`. Throws ResourceError

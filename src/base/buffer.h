@@ -6,6 +6,8 @@
 #include <memory>
 
 #include "base/buffer_pool.h"
+#include "base/free_list.h"
+#include "base/sanitizer.h"
 
 namespace tracejit::base {
 
@@ -13,17 +15,7 @@ namespace tracejit::base {
 inline constexpr size_t kBufferAlign = 64;
 
 // Sanitizer builds keep every buffer on the heap, where their allocators check it.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-inline constexpr bool kUseBufferPool = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-inline constexpr bool kUseBufferPool = false;
-#else
-inline constexpr bool kUseBufferPool = true;
-#endif
-#else
-inline constexpr bool kUseBufferPool = true;
-#endif
+inline constexpr bool kUseBufferPool = !kAddressSanitizer && !kThreadSanitizer;
 
 class Buffer {
  public:
@@ -35,6 +27,7 @@ class Buffer {
     if (!data_) throw std::bad_alloc();
   }
   ~Buffer() {
+    if (inline_) return;  // the elements live in this object's own block
     if (pooled())
       pool_free(data_, round_up(bytes_));
     else
@@ -47,6 +40,10 @@ class Buffer {
   const void* data() const { return data_; }
   int64_t bytes() const { return bytes_; }
 
+ protected:
+  // Over storage that the derived class holds (InlineBuffer).
+  Buffer(int64_t bytes, void* storage) : bytes_(bytes), data_(storage), inline_(true) {}
+
  private:
   bool pooled() const { return kUseBufferPool && round_up(bytes_) >= kPoolMinBytes; }
 
@@ -57,8 +54,30 @@ class Buffer {
   }
   int64_t bytes_;
   void* data_;
+  bool inline_ = false;
 };
 
-inline std::shared_ptr<Buffer> make_buffer(int64_t bytes) { return std::make_shared<Buffer>(bytes); }
+/// A buffer of at most N bytes whose elements follow its header in the same block: with
+/// allocate_shared over a FreeList, one small array's storage is one free-list pop.
+template <size_t N>
+class InlineBuffer final : public Buffer {
+ public:
+  explicit InlineBuffer(int64_t bytes) : Buffer(bytes, storage_) {}
+
+ private:
+  alignas(kBufferAlign) unsigned char storage_[N];
+};
+
+/// Small buffers from this thread's free lists (by size class), larger ones from the heap or
+/// the pool.
+inline std::shared_ptr<Buffer> make_buffer(int64_t bytes) {
+  auto small = [&]<size_t N>() -> std::shared_ptr<Buffer> {
+    return std::allocate_shared<InlineBuffer<N>>(FreeListAllocator<InlineBuffer<N>>(), bytes);
+  };
+  if (bytes <= 64) return small.template operator()<64>();
+  if (bytes <= 512) return small.template operator()<512>();
+  if (bytes <= 4096) return small.template operator()<4096>();
+  return std::make_shared<Buffer>(bytes);
+}
 
 }  // namespace tracejit::base

@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "base/errors.h"
-#include "runtime/tiered.h"
 #include "tracejit/distributed.h"
 
 #ifdef TRACEJIT_HAVE_MPI
@@ -136,9 +135,6 @@ void join(State& s) {
     MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided);
     std::atexit(finalize_at_exit);
   }
-  // Under mpirun, LLVM's code generation crashed on tracejit's background compile thread
-  // (SelectionDAG, in EVT::isExtendedVector; not yet understood): ranks compile in one tier.
-  detail::disable_background_compiles();
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_rank(MPI_COMM_WORLD, &s.rank);
   MPI_Comm_size(MPI_COMM_WORLD, &s.size);

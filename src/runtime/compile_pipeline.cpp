@@ -47,15 +47,15 @@ Compiled compile_traced(const ir::Function& traced, const std::string& name, con
   const backend::CompileOptions compile_options{.name = name, .want_texts = want_texts,
                                                 .fast_math = options.fast_math,
                                                 .keep_object = !dir.empty()};
-  auto store = [dir, full_key](const backend::Executable& exe) {
-    if (const backend::ObjectCode* code = exe.object_code()) store_entry(dir, full_key, *code);
-  };
+  // With a disk cache the optimized code is compiled at once and stored, so that the next
+  // process loads it (a quick tier would store nothing for a function called once).
   std::shared_ptr<const backend::Executable> exe;
-  if (!want_texts && tiers_enabled(options)) {
-    exe = compile_tiered(optimized, compile_options, dir.empty() ? nullptr : std::function(store));
+  if (!want_texts && dir.empty() && tiers_enabled(options)) {
+    exe = compile_tiered(optimized, compile_options);
   } else {
     exe = backend::compile(*optimized, compile_options);
-    if (!dir.empty()) store(*exe);
+    if (const backend::ObjectCode* code = exe->object_code(); code && !dir.empty())
+      store_entry(dir, full_key, *code);
   }
   if (options.share_code) share_code(std::move(key), exe, exe->code_bytes());
   return {exe, phase_times(passes_s, exe->times()), CodeSource::kCompiled};

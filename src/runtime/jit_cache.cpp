@@ -1,12 +1,14 @@
 // The non-template half of tj::jit: the signature cache, its statistics, and the call into
 // compiled code. Signatures, the compile pipeline, dumps and diagnostics have files of their own.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <iostream>
 #include <mutex>
 #include <shared_mutex>
+#include <thread>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
@@ -19,6 +21,7 @@
 #include "base/array_impl.h"
 #include "trace/trace_state.h"
 #include "tracejit/jit.h"
+#include "tracejit/random.h"
 
 namespace tracejit::detail {
 
@@ -30,10 +33,40 @@ constexpr size_t kMinEvictedRemembered = 64;
 // which nothing reads after compiling, and which held ~1-2 KiB per small function). Held by
 // shared_ptr so that a call running it outlives its eviction.
 struct JitEntry {
+  Signature sig;  // what it was compiled for: the fast paths compare a call's leaves with it
   TreeDef out_def;
   std::shared_ptr<const backend::Executable> exe;
   mutable std::atomic<uint64_t> last_used{0};  // the cache's clock at its latest call
+  mutable std::atomic<bool> evicted{false};    // dropped from the cache: find_last skips it
 };
+
+namespace {
+
+// Each thread keeps its last entry of a few functions (slot: the function's id modulo this), so
+// a repeated call finds it with no lock, no hashing and no write to a shared cache line.
+constexpr size_t kLastEntrySlots = 8;
+
+// A thread's count of one function's cache hits from find_last: written by that thread alone
+// (a plain load and store, no locked instruction, on a line of its own), read by stats().
+struct alignas(64) ThreadHits {
+  std::atomic<int64_t> hits{0};
+  void add_one() { hits.store(hits.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+};
+// Threads that get a ThreadHits of their own per function; later ones count in a shared atomic.
+constexpr size_t kMaxThreadHits = 64;
+
+struct LastEntry {
+  uint64_t cache_id = 0;  // 0: empty (ids start at 1)
+  const void* tag = nullptr;
+  std::shared_ptr<const JitEntry> entry;  // held: an eviction meanwhile cannot free it
+  ThreadHits* hits = nullptr;             // owned by the function's cache; null: count shared
+};
+// initial-exec: a library's thread-locals otherwise cost a __tls_get_addr call per access.
+[[gnu::tls_model("initial-exec")]] thread_local std::array<LastEntry, kLastEntrySlots> t_last;
+
+std::atomic<uint64_t> g_next_cache_id{1};
+
+}  // namespace
 
 // Concurrency: lookups share `mu`; tracing holds no lock, so a trace may call its own function
 // again on any thread (with another signature) and join it. Each signature is traced once: a
@@ -48,7 +81,9 @@ struct JitCache::Impl {
   std::deque<Signature> evicted;       // the latest evictions, oldest first, bounded
   int64_t added = 0;                   // signatures traced and cached so far
   std::atomic<uint64_t> clock{0};      // stamps entries' last_used, for least-recently-used order
-  std::atomic<int64_t> cache_hits{0};
+  std::atomic<int64_t> shared_hits{0};  // hits of the slow path, and of threads without ThreadHits
+  // Guarded by stats_mu; entries live as long as the cache (LastEntry slots point at them).
+  absl::flat_hash_map<std::thread::id, std::unique_ptr<ThreadHits>> thread_hits;
   std::atomic<int64_t> evictions{0};
   std::atomic<bool> warned_constant{false};
   mutable std::mutex stats_mu;
@@ -58,11 +93,23 @@ struct JitCache::Impl {
   void touch(const JitEntry& entry) {
     entry.last_used.store(clock.fetch_add(1, std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
-  // A call served from the cache. Allocates nothing (the copy only counts a reference).
-  std::shared_ptr<const JitEntry> hit(const std::shared_ptr<JitEntry>& entry) {
-    touch(*entry);
-    cache_hits.fetch_add(1, std::memory_order_relaxed);
-    return entry;
+  // A use of `entry`. Stamps are unique, so an entry holding the clock's latest stamp is
+  // already the most recently used one, and a run of calls to it writes no shared line.
+  void stamp(const JitEntry& entry) {
+    if (entry.last_used.load(std::memory_order_relaxed) != clock.load(std::memory_order_relaxed)) touch(entry);
+  }
+  // A call served by the slow path's lookup.
+  void hit(const JitEntry& entry) {
+    stamp(entry);
+    shared_hits.fetch_add(1, std::memory_order_relaxed);
+  }
+  // This thread's hit counter, made on first use; null past kMaxThreadHits threads.
+  ThreadHits* hits_of_this_thread() {
+    std::lock_guard<std::mutex> lock(stats_mu);
+    auto it = thread_hits.find(std::this_thread::get_id());
+    if (it != thread_hits.end()) return it->second.get();
+    if (thread_hits.size() >= kMaxThreadHits) return nullptr;
+    return thread_hits.emplace(std::this_thread::get_id(), std::make_unique<ThreadHits>()).first->second.get();
   }
   // Drops least recently used entries until one more fits. Under the unique lock of `mu`.
   void evict_for_one_more() {
@@ -72,6 +119,7 @@ struct JitCache::Impl {
         return a.second->last_used.load(std::memory_order_relaxed) <
                b.second->last_used.load(std::memory_order_relaxed);
       });
+      lru->second->evicted.store(true, std::memory_order_relaxed);
       evicted.push_back(std::move(entries.extract(lru).key()));
       if (evicted.size() > std::max(kMinEvictedRemembered, static_cast<size_t>(max))) evicted.pop_front();
       evictions.fetch_add(1, std::memory_order_relaxed);
@@ -101,21 +149,59 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 JitCache::JitCache(JitOptions options, std::string default_name)
-    : impl_(std::make_unique<Impl>()), name_(options.name.empty() ? default_name : options.name) {
+    : impl_(std::make_unique<Impl>()),
+      name_(options.name.empty() ? default_name : options.name),
+      id_(g_next_cache_id.fetch_add(1, std::memory_order_relaxed)) {
   impl_->options = std::move(options);
 }
 JitCache::~JitCache() = default;
 
-std::shared_ptr<const JitEntry> JitCache::find(const FlatArgs& args) {
+const JitEntry* JitCache::find_last(const void* tag, const Array* const* leaves, size_t count) {
+  const LastEntry& last = t_last[id_ % kLastEntrySlots];
+  if (last.cache_id != id_ || last.tag != tag || tracing()) return nullptr;
+  const JitEntry& entry = *last.entry;
+  const Signature& sig = entry.sig;
+  if (entry.evicted.load(std::memory_order_relaxed) || sig.promotion != dtype_promotion() ||
+      sig.threefry_partitionable != random::threefry_partitionable())
+    return nullptr;
+  for (size_t i = 0; i < count; ++i) {
+    const ArrayImpl* impl = leaves[i]->impl().get();
+    // An empty array or a tracer takes the slow path, which says what is wrong.
+    if (impl == nullptr || impl->is_tracer() || !(impl->type == sig.leaves[i])) return nullptr;
+  }
+  impl_->stamp(entry);
+  if (last.hits != nullptr) last.hits->add_one();
+  else impl_->shared_hits.fetch_add(1, std::memory_order_relaxed);
+  return &entry;
+}
+
+void JitCache::remember(const void* tag, const std::shared_ptr<const JitEntry>& entry) const {
+  if (tag == nullptr) return;
+  LastEntry& last = t_last[id_ % kLastEntrySlots];
+  if (last.cache_id != id_) last.hits = impl_->hits_of_this_thread();
+  last.cache_id = id_;
+  last.tag = tag;
+  last.entry = entry;  // may release another function's entry: never under a lock of ours
+}
+
+std::shared_ptr<const JitEntry> JitCache::find(const FlatArgs& args, const void* tag) {
   SignatureView sig = view_of(args);  // hashed outside the lock
   size_t hash = SignatureHash{}(sig);
-  std::shared_lock lock(impl_->mu);
-  auto it = impl_->entries.find(sig, hash);
-  return it == impl_->entries.end() ? nullptr : impl_->hit(it->second);
+  std::shared_ptr<const JitEntry> entry;
+  {
+    std::shared_lock lock(impl_->mu);
+    auto it = impl_->entries.find(sig, hash);
+    if (it == impl_->entries.end()) return nullptr;
+    impl_->hit(*it->second);
+    entry = it->second;
+  }
+  remember(tag, entry);
+  return entry;
 }
 
 std::shared_ptr<const JitEntry> JitCache::trace_and_add(const FlatArgs& args,
-                                                        absl::FunctionRef<TracedFn()> trace) {
+                                                        absl::FunctionRef<TracedFn()> trace,
+                                                        const void* tag) {
   Impl& c = *impl_;
   Signature sig = signature_of(args);
   int64_t retraces;
@@ -123,7 +209,13 @@ std::shared_ptr<const JitEntry> JitCache::trace_and_add(const FlatArgs& args,
   {
     std::unique_lock lock(c.mu);
     for (;;) {
-      if (auto it = c.entries.find(sig); it != c.entries.end()) return c.hit(it->second);  // compiled meanwhile
+      if (auto it = c.entries.find(sig); it != c.entries.end()) {  // compiled meanwhile
+        c.hit(*it->second);
+        std::shared_ptr<const JitEntry> entry = it->second;
+        lock.unlock();
+        remember(tag, entry);
+        return entry;
+      }
       if (c.tracing.insert(sig).second) break;
       c.traced.wait(lock);
     }
@@ -173,23 +265,97 @@ std::shared_ptr<const JitEntry> JitCache::trace_and_add(const FlatArgs& args,
   log_compile(name_, args, trace_s, pt);
   if (retraces > 0 && explain_retraces(c.options)) log_retrace_cost(name_, trace_s, seconds_since(t0));
   auto entry = std::make_shared<JitEntry>();
+  entry->sig = sig;
   entry->out_def = std::move(traced.out_def);
   entry->exe = std::move(compiled.exe);
-  std::unique_lock lock(c.mu);
-  c.evict_for_one_more();
-  c.touch(*entry);
-  c.added += 1;
-  c.entries.emplace(sig, entry);
+  {
+    std::unique_lock lock(c.mu);
+    c.evict_for_one_more();
+    c.touch(*entry);
+    c.added += 1;
+    c.entries.emplace(sig, entry);
+  }
+  remember(tag, entry);
   return entry;
 }
 
 std::vector<Array> JitCache::run(const JitEntry& entry, std::span<const Array> leaves) const {
   for (const Array& a : leaves)
     if (a.is_tracer()) raise_leak(*a.impl(), "jit");
-  return entry.exe->run(leaves);
+  std::vector<Array> outs(entry.exe->num_outputs());
+  absl::InlinedVector<const Array*, 16> ptrs;
+  for (const Array& a : leaves) ptrs.push_back(&a);
+  entry.exe->run_unchecked(ptrs.data(), outs.data());  // the signature matched: types are right
+  return outs;
 }
 
-const TreeDef& JitCache::out_def(const JitEntry& entry) const { return entry.out_def; }
+size_t num_outputs(const JitEntry& entry) { return entry.exe->num_outputs(); }
+const TreeDef& out_def(const JitEntry& entry) { return entry.out_def; }
+
+void run_checked_leaves(const JitEntry& entry, const Array* const* leaves, Array* outputs) {
+  entry.exe->run_unchecked(leaves, outputs);
+}
+
+absl::InlinedVector<const Array*, 16> leaf_pointers(const FlatArgs& args) {
+  absl::InlinedVector<const Array*, 16> ptrs;
+  for (const Array& a : args.leaves) ptrs.push_back(&a);
+  return ptrs;
+}
+
+namespace {
+
+// "arg 1 .weight" for leaf `leaf` of `sig`.
+std::string leaf_name(const Signature& sig, size_t leaf) {
+  size_t first = 0;
+  for (size_t i = 0; i < sig.defs.size(); ++i) {
+    const size_t n = sig.defs[i].num_leaves();
+    if (leaf < first + n) {
+      std::string path = leaf_paths(sig.defs[i])[leaf - first];
+      return cat("arg ", i, path.empty() ? "" : " ", path);
+    }
+    first += n;
+  }
+  return cat("leaf ", leaf);
+}
+
+constexpr const char* kCompiledFix =
+    "; a tj::Compiled runs only the signature it was lowered for: lower and compile again for "
+    "this one, or call the jitted function (it compiles each new signature)";
+
+}  // namespace
+
+void check_compiled_leaves(const JitEntry& entry, const std::string& name, const Array* const* leaves,
+                           size_t count) {
+  const Signature& sig = entry.sig;
+  if (count != sig.leaves.size())
+    raise<TypeError>("Compiled", "'", name, "' was compiled for ", sig.leaves.size(), " leaves, got ",
+                     count, kCompiledFix);
+  for (size_t i = 0; i < count; ++i) {
+    const ArrayImpl& impl = impl_of(*leaves[i], "Compiled");
+    const ir::Type& want = sig.leaves[i];
+    if (impl.is_tracer()) {
+      if (!impl.trace->active()) raise_leak(impl, "Compiled");
+      raise<Error>("Compiled", "'", name, "' got a tracer for ", leaf_name(sig, i),
+                   ": a tj::Compiled runs on concrete arrays only; inside jit, grad or vmap call "
+                   "the jitted function itself");
+    }
+    if (impl.type.dtype != want.dtype || impl.type.shape != want.shape)
+      raise<TypeError>("Compiled", "'", name, "' was compiled for ", leaf_name(sig, i), ": ",
+                       ir::type_str(want), ", got ", ir::type_str(impl.type), kCompiledFix);
+  }
+}
+
+void check_compiled_args(const JitEntry& entry, const std::string& name, const FlatArgs& args) {
+  const Signature& sig = entry.sig;
+  if (args.defs.size() != sig.defs.size())
+    raise<TypeError>("Compiled", "'", name, "' was compiled for ", sig.defs.size(),
+                     " arguments, got ", args.defs.size(), kCompiledFix);
+  for (size_t i = 0; i < sig.defs.size(); ++i)
+    if (args.defs[i] != sig.defs[i])
+      raise<TypeError>("Compiled", "'", name, "' was compiled for arg ", i, ": ", sig.defs[i].str(),
+                       ", got ", args.defs[i].str(), kCompiledFix);
+  check_compiled_leaves(entry, name, leaf_pointers(args).data(), args.leaves.size());
+}
 
 void JitCache::count_inline_trace(double trace_s) {
   std::lock_guard<std::mutex> lock(impl_->stats_mu);
@@ -197,27 +363,34 @@ void JitCache::count_inline_trace(double trace_s) {
   impl_->stats.trace_s += trace_s;
 }
 
-Lowered JitCache::lower(const TracedFn& traced) const {
+LoweredParts JitCache::lower(const FlatArgs& args, TracedFn traced) const {
   const ir::Function& fn = *traced.traced.fn;
   if (!traced.traced.captured.empty())
     raise<Error>("jit.lower", "'", name_, "' captures values of an enclosing trace; call lower() "
                  "outside jit and grad");
   Compiled compiled = compile_traced(fn, name_, impl_->options, /*want_texts=*/true);
   const backend::Executable& exe = *compiled.exe;
-  Lowered l;
-  l.ir_ = ir::to_string(fn);
-  l.optimized_ir_ = exe.fused_ir();
-  l.llvm_ir_ = exe.llvm_ir();
-  l.optimized_llvm_ir_ = exe.optimized_llvm_ir();
-  l.assembly_ = exe.assembly();
-  l.dot_ = exe.fused_dot();
+  LoweredParts l;
+  l.ir = ir::to_string(fn);
+  l.optimized_ir = exe.fused_ir();
+  l.llvm_ir = exe.llvm_ir();
+  l.optimized_llvm_ir = exe.optimized_llvm_ir();
+  l.assembly = exe.assembly();
+  l.dot = exe.fused_dot();
+  l.name = name_;
+  auto entry = std::make_shared<JitEntry>();
+  entry->sig = signature_of(args);
+  entry->out_def = std::move(traced.out_def);
+  entry->exe = std::move(compiled.exe);
+  l.entry = std::move(entry);
   return l;
 }
 
 JitStats JitCache::stats() const {
   std::lock_guard<std::mutex> lock(impl_->stats_mu);
   JitStats s = impl_->stats;
-  s.cache_hits = impl_->cache_hits.load(std::memory_order_relaxed);
+  s.cache_hits = impl_->shared_hits.load(std::memory_order_relaxed);
+  for (const auto& [thread, hits] : impl_->thread_hits) s.cache_hits += hits->hits.load(std::memory_order_relaxed);
   s.evictions = impl_->evictions.load(std::memory_order_relaxed);
   return s;
 }

@@ -2,12 +2,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <cstdlib>
-#include <deque>
 #include <iostream>
 #include <mutex>
-#include <thread>
 
 #include "runtime/diagnostics.h"
 #include "tracejit/error.h"
@@ -16,16 +12,19 @@ namespace tracejit::detail {
 namespace {
 
 std::atomic<int64_t> g_tier_swaps{0};
-std::atomic<bool> g_no_background{false};  // disable_background_compiles()
 
 class TieredExecutable final : public backend::Executable {
  public:
-  explicit TieredExecutable(std::shared_ptr<const backend::Executable> quick)
-      : quick_(std::move(quick)), current_(quick_.get()) {}
+  TieredExecutable(std::shared_ptr<const backend::Executable> quick,
+                   std::shared_ptr<const ir::Function> fn, backend::CompileOptions options)
+      : quick_(std::move(quick)), current_(quick_.get()), fn_(std::move(fn)),
+        options_(std::move(options)) {}
 
-  std::vector<Array> run(std::span<const Array> inputs) const override {
-    return current_.load(std::memory_order_acquire)->run(inputs);
+  std::vector<Array> run(std::span<const Array> inputs) const override { return code().run(inputs); }
+  void run_unchecked(const Array* const* inputs, Array* outputs) const override {
+    code().run_unchecked(inputs, outputs);
   }
+  size_t num_outputs() const override { return quick_->num_outputs(); }
   const std::string& fused_ir() const override { return now().fused_ir(); }
   const std::string& fused_dot() const override { return now().fused_dot(); }
   const std::string& llvm_ir() const override { return now().llvm_ir(); }
@@ -40,128 +39,57 @@ class TieredExecutable final : public backend::Executable {
   }
 
   bool optimized() const { return &now() != quick_.get(); }
-  // Called once, by the background thread. `optimized_` is written before the pointer that
-  // publishes it, and read only through that pointer.
-  void install(std::shared_ptr<const backend::Executable> exe) {
-    optimized_ = std::move(exe);
-    current_.store(optimized_.get(), std::memory_order_release);
-    g_tier_swaps.fetch_add(1, std::memory_order_relaxed);
-  }
 
  private:
   const backend::Executable& now() const { return *current_.load(std::memory_order_acquire); }
 
-  std::shared_ptr<const backend::Executable> quick_;
-  std::shared_ptr<const backend::Executable> optimized_;
-  std::atomic<const backend::Executable*> current_;
-};
-
-struct Job {
-  std::weak_ptr<TieredExecutable> target;
-  std::shared_ptr<const ir::Function> fn;
-  backend::CompileOptions options;
-  std::function<void(const backend::Executable&)> on_optimized;
-};
-
-// The one background thread, started with the first job. At exit an atexit handler drops the
-// queue and joins the thread (letting a compile in progress finish). It is registered when the
-// thread starts and again after the first compile, so that it runs before the destructors of
-// the function-local statics LLVM creates in its first compiles, which that compile may use.
-class Background {
- public:
-  static Background& instance() {
-    static Background* background = new Background();  // leaked: the atexit handler stops it
-    return *background;
-  }
-  void push(Job job) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stop_) return;  // exiting
-    if (!thread_.joinable()) {
-      thread_ = std::thread([this] { loop(); });
-      std::atexit([] { instance().stop(); });
-    }
-    queue_.push_back(std::move(job));
-    ++queued_;
-    wake_.notify_one();
-  }
-  void wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    const uint64_t target = queued_;
-    idle_.wait(lock, [&] { return finished_ >= target; });
-  }
-  void stop() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stop_) return;
-      stop_ = true;
-      finished_ += queue_.size();
-      queue_.clear();
-      wake_.notify_all();
-      idle_.notify_all();
-    }
-    if (thread_.joinable()) thread_.join();
+  // The code this call runs; the call that reaches kTierUpCalls first makes the optimized code.
+  const backend::Executable& code() const {
+    const backend::Executable* current = current_.load(std::memory_order_acquire);
+    if (current == quick_.get() && calls_.fetch_add(1, std::memory_order_relaxed) + 1 == kTierUpCalls)
+      tier_up();
+    return now();
   }
 
- private:
-  void loop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    for (bool first = true;; first = false) {
-      wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-      if (stop_) return;
-      Job job = std::move(queue_.front());
-      queue_.pop_front();
-      lock.unlock();
-      run(job);
-      job = Job{};  // its executable and IR go before the count says so
-      if (first) std::atexit([] { instance().stop(); });
-      lock.lock();
-      ++finished_;
-      idle_.notify_all();
-    }
-  }
-
-  static void run(const Job& job) {
-    if (job.target.expired()) return;  // dropped meanwhile: nobody would run the code
+  // Runs once, on the calling thread. `optimized_` is written before the pointer that publishes
+  // it, and read only through that pointer; other threads go on with the quick code meanwhile.
+  void tier_up() const {
+    if (env_flag("TRACEJIT_TIERED", "quick")) return;  // measuring the quick code alone
     try {
       auto t0 = std::chrono::steady_clock::now();
-      std::shared_ptr<const backend::Executable> exe = backend::compile(*job.fn, job.options);
-      if (job.on_optimized) job.on_optimized(*exe);
-      if (std::shared_ptr<TieredExecutable> target = job.target.lock()) target->install(std::move(exe));
+      optimized_ = backend::compile(*fn_, options_);
+      current_.store(optimized_.get(), std::memory_order_release);
+      g_tier_swaps.fetch_add(1, std::memory_order_relaxed);
       if (env_flag("TRACEJIT_LOG", "compile"))
-        std::cerr << "[jit] compile '" << job.options.name << "': optimized tier swapped in after "
-                  << seconds_since(t0) * 1e3 << " ms in the background\n";
+        std::cerr << "[jit] compile '" << options_.name << "': optimized tier swapped in after "
+                  << seconds_since(t0) * 1e3 << " ms, at call " << kTierUpCalls << "\n";
     } catch (const std::exception& e) {
-      std::cerr << "[jit] warning: the optimized compile of '" << job.options.name
-                << "' failed in the background (" << e.what() << "); it keeps running its quick code\n";
+      std::cerr << "[jit] warning: the optimized compile of '" << options_.name << "' failed ("
+                << e.what() << "); it keeps running its quick code\n";
     }
   }
 
-  std::mutex mu_;
-  std::condition_variable wake_, idle_;
-  std::deque<Job> queue_;
-  uint64_t queued_ = 0, finished_ = 0;
-  bool stop_ = false;
-  std::thread thread_;
+  std::shared_ptr<const backend::Executable> quick_;
+  mutable std::shared_ptr<const backend::Executable> optimized_;
+  mutable std::atomic<const backend::Executable*> current_;
+  mutable std::atomic<int64_t> calls_{0};
+  std::shared_ptr<const ir::Function> fn_;
+  backend::CompileOptions options_;
 };
 
 }  // namespace
 
 bool tiers_enabled(const JitOptions& options) {
-  return options.tiered && !g_no_background.load(std::memory_order_relaxed) &&
-         !env_flag("TRACEJIT_TIERED", "0");
+  return options.tiered && !env_flag("TRACEJIT_TIERED", "0");
 }
 
-std::shared_ptr<const backend::Executable> compile_tiered(
-    std::shared_ptr<const ir::Function> fn, const backend::CompileOptions& options,
-    std::function<void(const backend::Executable&)> on_optimized) {
+std::shared_ptr<const backend::Executable> compile_tiered(std::shared_ptr<const ir::Function> fn,
+                                                          const backend::CompileOptions& options) {
   backend::CompileOptions quick = options;
   quick.quick = true;
   quick.keep_object = false;
-  auto exe = std::make_shared<TieredExecutable>(backend::compile(*fn, quick));
-  // TRACEJIT_TIERED=quick keeps the quick code alone, to measure it (tools/bench).
-  if (!env_flag("TRACEJIT_TIERED", "quick"))
-    Background::instance().push(Job{exe, std::move(fn), options, std::move(on_optimized)});
-  return exe;
+  std::shared_ptr<const backend::Executable> code = backend::compile(*fn, quick);
+  return std::make_shared<TieredExecutable>(std::move(code), std::move(fn), options);
 }
 
 bool runs_optimized(const backend::Executable& exe) {
@@ -170,9 +98,5 @@ bool runs_optimized(const backend::Executable& exe) {
 }
 
 int64_t tier_swaps() { return g_tier_swaps.load(std::memory_order_relaxed); }
-
-void wait_for_background_compiles() { Background::instance().wait(); }
-
-void disable_background_compiles() { g_no_background.store(true, std::memory_order_relaxed); }
 
 }  // namespace tracejit::detail

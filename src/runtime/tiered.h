@@ -1,15 +1,16 @@
 #pragma once
 // Two-tier compilation: a new signature first runs quick code (CompileOptions::quick: LLVM's
-// light pipeline and fastest code generation, ~5x cheaper to make), while one background thread
-// compiles the optimized code and swaps it in with one atomic pointer store. Calls during the
-// swap run one tier or the other, whole; both tiers compute the same values (no fast-math
-// reassociation differs between them unless JitOptions::fast_math is set). The quick code stays
-// alive with the executable, so a call that started on it may finish there.
+// light pipeline and fastest code generation, ~5x cheaper to make); the call that reaches
+// kTierUpCalls compiles the optimized code on its own thread and swaps it in with one atomic
+// pointer store. Calls on other threads meanwhile run the quick code, whole; both tiers compute
+// the same values (no fast-math reassociation differs between them unless JitOptions::fast_math
+// is set). The quick code stays alive with the executable, so a call that started on it may
+// finish there. A function called once never pays for the optimized compile.
 //
-// An executable dropped before its background compile starts is not compiled at all; one that
-// fails to compile keeps its quick code (with a warning). At exit the queue is dropped and the
-// compile in progress finishes before the process goes on tearing down.
-#include <functional>
+// Why not a background thread: it raced the process's exit. A compile still running when
+// exit() destroys LLVM's function-local statics (created by the compiles of other threads
+// after any handler of ours could be registered) crashed in code generation, in the test suite
+// and under mpirun. Compiling on a calling thread has no such window.
 #include <memory>
 
 #include "backend/compile.h"
@@ -18,27 +19,22 @@
 
 namespace tracejit::detail {
 
+/// The call of a signature's quick code that compiles the optimized code (the second).
+inline constexpr int64_t kTierUpCalls = 2;
+
 /// Whether `options` asks for tiers: JitOptions::tiered and not TRACEJIT_TIERED=0.
-/// TRACEJIT_TIERED=quick keeps the quick tier alone (no background compile), for measuring it.
+/// TRACEJIT_TIERED=quick keeps the quick tier alone (never optimized), for measuring it.
 bool tiers_enabled(const JitOptions& options);
 
-/// Compiles `fn` with `options` at once as the quick tier and queues the optimized compile;
-/// `on_optimized` runs on the background thread with the optimized executable before it is
-/// swapped in (the disk cache stores it there). The executable's times() are the quick tier's.
-std::shared_ptr<const backend::Executable> compile_tiered(
-    std::shared_ptr<const ir::Function> fn, const backend::CompileOptions& options,
-    std::function<void(const backend::Executable&)> on_optimized);
+/// Compiles `fn` with `options` at once as the quick tier; its kTierUpCalls-th call compiles
+/// the optimized code. The executable's times() are the quick tier's.
+std::shared_ptr<const backend::Executable> compile_tiered(std::shared_ptr<const ir::Function> fn,
+                                                          const backend::CompileOptions& options);
 
 /// True when `exe` (from compile_tiered) runs its optimized code now.
 bool runs_optimized(const backend::Executable& exe);
 
 /// How many times, in this process, optimized code replaced quick code.
 int64_t tier_swaps();
-
-/// Waits until the background thread has finished every compile queued so far.
-void wait_for_background_compiles();
-/// From now on, compile in one tier (tiers_enabled() is false): for processes where a
-/// background compile is not safe (tj::distributed under mpirun, see collectives.cpp).
-void disable_background_compiles();
 
 }  // namespace tracejit::detail

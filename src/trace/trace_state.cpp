@@ -15,7 +15,9 @@ namespace tracejit::detail {
 namespace {
 
 // This thread's stack of active traces, innermost last.
-thread_local std::vector<std::shared_ptr<TraceState>> t_stack;
+// initial-exec: tracing() reads it on every jitted call, and a library's thread-locals otherwise
+// cost a __tls_get_addr call per access.
+[[gnu::tls_model("initial-exec")]] thread_local std::vector<std::shared_ptr<TraceState>> t_stack;
 
 // A trace nested in another (jit inside jit, a loop's body) runs the user's function deeper on
 // the C++ stack, a kilobyte or more per level. A new trace needs at least this much stack left,

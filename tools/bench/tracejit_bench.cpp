@@ -718,6 +718,137 @@ void register_call_overhead() {
       {"jitted call x+1 on f32[]", "call/add1_scalar/cpp", "call/add1_scalar/tracejit"});
 }
 
+// ---- The call path (issue 13): a cache hit through jit, and tj::Compiled ----
+// Each beside a hand-written C++ function called through a pointer, as a caller would hold a
+// compiled kernel.
+
+// CounterV2's step with its state threaded through: (n + 1, n + 1).
+[[gnu::noinline]] std::pair<int32_t, int32_t> counter_ref(int32_t n) { return {n + 1, n + 1}; }
+auto counter_step(const Array& n) { return std::tuple{n + 1, n + 1}; }
+
+// The sum of N scalar leaves: the per-leaf cost of a call.
+template <size_t N>
+[[gnu::noinline]] float leaves_ref(const std::array<const float*, N>& xs) {
+  float s = 0;
+  for (const float* x : xs) s += *x;
+  return s;
+}
+template <size_t N>
+Array sum_leaves(const std::array<Array, N>& xs) {
+  Array s = xs[0];
+  for (size_t i = 1; i < N; ++i) s = s + xs[i];
+  return s;
+}
+
+struct LeafRow {
+  size_t n;
+  std::string reference, jit, compiled;
+};
+std::vector<LeafRow> g_leaf_rows;
+
+template <size_t N>
+void register_leaves() {
+  const std::string c = "call/leaves_" + std::to_string(N);
+  add(c + "/cpp", benchmark::kNanosecond, [](benchmark::State& state) {
+    std::array<float, N> v{};
+    std::array<const float*, N> xs;
+    for (size_t i = 0; i < N; ++i) xs[i] = &v[i];
+    auto* fn = &leaves_ref<N>;
+    benchmark::DoNotOptimize(fn);
+    for (auto _ : state) {
+      float y = fn(xs);
+      benchmark::DoNotOptimize(y);
+    }
+  });
+  auto make_args = [] {
+    std::array<Array, N> xs;
+    for (size_t i = 0; i < N; ++i) xs[i] = f32_scalar(static_cast<float>(i));
+    return xs;
+  };
+  add(c + "/tracejit", benchmark::kNanosecond, [make_args](benchmark::State& state) {
+    auto f = tj::jit(sum_leaves<N>);
+    const std::array<Array, N> xs = make_args();
+    f(xs);
+    for (auto _ : state) {
+      Array y = f(xs);
+      benchmark::DoNotOptimize(y);
+    }
+  });
+  add(c + "/compiled", benchmark::kNanosecond, [make_args](benchmark::State& state) {
+    const std::array<Array, N> xs = make_args();
+    auto f = tj::jit(sum_leaves<N>).lower(xs).compile();
+    for (auto _ : state) {
+      Array y = f(xs);
+      benchmark::DoNotOptimize(y);
+    }
+  });
+  g_rows.push_back({"sum of " + std::to_string(N) + " f32[] leaves, jit", c + "/cpp", c + "/tracejit"});
+  g_rows.push_back({"sum of " + std::to_string(N) + " f32[] leaves, Compiled", c + "/cpp", c + "/compiled"});
+  g_leaf_rows.push_back({N, c + "/cpp", c + "/tracejit", c + "/compiled"});
+}
+
+void register_call_path() {
+  add("call/add1_scalar/compiled", benchmark::kNanosecond, [](benchmark::State& state) {
+    Array x = f32_scalar(41.f);
+    auto f = make_add1().lower(x).compile();
+    for (auto _ : state) {
+      Array y = f(x);
+      benchmark::DoNotOptimize(y);
+    }
+  });
+  g_rows.push_back({"jitted call x+1 on f32[], Compiled", "call/add1_scalar/cpp",
+                    "call/add1_scalar/compiled"});
+
+  add("call/counter_step/cpp", benchmark::kNanosecond, [](benchmark::State& state) {
+    auto* fn = &counter_ref;
+    benchmark::DoNotOptimize(fn);
+    int32_t n = 0;
+    for (auto _ : state) {
+      auto [value, next] = fn(n);
+      benchmark::DoNotOptimize(value);
+      n = next;
+    }
+  });
+  add("call/counter_step/tracejit", benchmark::kNanosecond, [](benchmark::State& state) {
+    auto f = tj::jit(counter_step, {.name = "counter"});
+    Array n = std::get<1>(f(i32_scalar(-1)));  // compiled outside the timing
+    for (auto _ : state) {
+      auto [value, next] = f(n);
+      benchmark::DoNotOptimize(value);
+      n = std::move(next);
+    }
+    if (n.item<int32_t>() != static_cast<int32_t>(state.iterations())) state.SkipWithError("wrong count");
+  });
+  add("call/counter_step/compiled", benchmark::kNanosecond, [](benchmark::State& state) {
+    Array n = i32_scalar(0);
+    auto f = tj::jit(counter_step, {.name = "counter"}).lower(n).compile();
+    for (auto _ : state) {
+      auto [value, next] = f(n);
+      benchmark::DoNotOptimize(value);
+      n = std::move(next);
+    }
+    if (n.item<int32_t>() != static_cast<int32_t>(state.iterations())) state.SkipWithError("wrong count");
+  });
+  g_rows.push_back({"counter n+1, state threaded, jit", "call/counter_step/cpp", "call/counter_step/tracejit"});
+  g_rows.push_back({"counter n+1, state threaded, Compiled", "call/counter_step/cpp",
+                    "call/counter_step/compiled"});
+
+  add("update/128/compiled", [](benchmark::State& state) {
+    const RegressionData& d = regression_data(kTrainPoints);
+    Params p = init_params();
+    auto step = make_update().lower(p, d.xa, d.ya).compile();
+    for (auto _ : state) {
+      p = step(p, d.xa, d.ya);
+      benchmark::DoNotOptimize(p);
+    }
+  });
+  g_rows.push_back({"SGD update step, n=128, Compiled", "update/128/cpp", "update/128/compiled"});
+
+  register_leaves<1>();
+  register_leaves<8>();
+  register_leaves<64>();
+}
+
 void register_eager() {
   for (int64_t n : {int64_t{128}, k1M}) {
     std::string c = "eager/add/" + size_name(n);
@@ -1092,8 +1223,8 @@ void register_compile() {
 // ---------------------------------------------------------------------------------------------
 // First calls (issue 13): a new jit object of the seed's SGD step (n=128), timed from its
 // creation to its first result (trace, passes, code, one call), by where its code comes from:
-//   quick      the quick tier (LLVM's light pipeline); its background optimization is off here
-//              (TRACEJIT_TIERED=quick) so that it does not compete for the 2 cores
+//   quick      the quick tier (LLVM's light pipeline); its tier-up to optimized code is off here
+//              (TRACEJIT_TIERED=quick), so every call of it runs the quick code
 //   (optimized: compile/update/tracejit above, one compile at full optimization)
 //   shared     code another jit object compiled in this process
 //   disk       an entry of the disk cache (written before the timing); no code sharing
@@ -1279,6 +1410,21 @@ std::string format_time(double s) {
   return buf;
 }
 
+// The cost of one more leaf: the slope between the 1-leaf and the 64-leaf call.
+void print_leaf_slopes(const SummaryReporter& reporter) {
+  if (g_leaf_rows.size() < 2) return;
+  const LeafRow& a = g_leaf_rows.front();
+  const LeafRow& b = g_leaf_rows.back();
+  for (auto [what, name_a, name_b] : {std::tuple{"C++ reference", a.reference, b.reference},
+                                      std::tuple{"jit", a.jit, b.jit},
+                                      std::tuple{"Compiled", a.compiled, b.compiled}}) {
+    double ta = 0, tb = 0;
+    if (!reporter.time_of(name_a, &ta) || !reporter.time_of(name_b, &tb)) continue;
+    std::printf("cost per extra f32[] leaf (%zu to %zu leaves), %s: %s\n", a.n, b.n, what,
+                format_time((tb - ta) / static_cast<double>(b.n - a.n)).c_str());
+  }
+}
+
 void print_summary(const SummaryReporter& reporter) {
   std::printf("\nratio = tracejit time / reference time (> 1: tracejit slower)\n");
   std::printf("%-44s %12s %12s %10s\n", "case", "reference", "tracejit", "ratio");
@@ -1306,6 +1452,7 @@ void print_summary(const SummaryReporter& reporter) {
         name, total * 1e3, ms("trace_ms"), ms("passes_ms"), ms("lower_ms"), ms("llvm_opt_ms"),
         ms("codegen_ms"), total * 1e3 - phases);
   }
+  print_leaf_slopes(reporter);
   // Google Benchmark prints the load at the start; the end tells whether it changed meanwhile.
   std::printf("load average (1, 5, 15 min) at the end: %s\n", load_average().c_str());
 }
@@ -1346,6 +1493,7 @@ int main(int argc, char** argv) {
   bench::register_train();
   bench::register_while();
   bench::register_call_overhead();
+  bench::register_call_path();
   bench::register_eager();
   bench::register_elementwise("arith", bench::arith_ref, bench::jit_arith, "x*2+1");
   bench::register_elementwise("tanh_exp", bench::transc_ref, bench::jit_transc,
