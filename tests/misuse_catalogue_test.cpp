@@ -911,10 +911,12 @@ std::vector<Case> RandomCases() {
   auto normal3 = [] {
     return tj::jit([](const Array& key) { return tj::random::normal(key, {3}); });
   };
-  // A jitted draw equals the eager one bit for bit.
+  // A jitted draw equals the eager one: the same bits through threefry, then within 4 ulps
+  // (f32 normal's erf_inv compiles to polynomials, 1-3 ulps from libm's; under the original
+  // threefry scheme key(1)'s draws differ by 1).
   auto expect_same_draw = [](const Array& jitted, const Array& eager) {
     EXPECT_EQ(jitted.shape(), eager.shape());
-    EXPECT_EQ(jitted.to_vector<float>(), eager.to_vector<float>());
+    EXPECT_THAT(jitted.to_vector<float>(), testing::Pointwise(testing::FloatEq(), eager.to_vector<float>()));
   };
   cases.push_back(Expect<tj::TypeError>(
       "KeyOfWrongDtype", {"[random.normal]", "u32[2]", "f32[2]", "tj::random::key(seed)"}, [=] {
