@@ -404,7 +404,7 @@ class Generator {
     };
     // Without loops, no control flow is drawn (kControl comes last).
     static const std::vector<int> kWeights = {18, 8, 22, 10, 5, 5, 6, 12, 14, 4, 6, 2, 2, 2,
-                                              8,  4, 3,  12, 10, kControlWeight};
+                                              5,  2, 2,  6,  5, kControlWeight};
     static const std::vector<int> kNoLoops(kWeights.begin(), kWeights.end() - 1);
     switch (static_cast<Category>(rng_.weighted(options_.loops ? kWeights : kNoLoops))) {
       case kMath: return math();
