@@ -60,6 +60,24 @@ TEST(JnpOps, RoundHalfToEvenFloorCeil) {
             std::vector<float>(xs.size(), 0.f));
 }
 
+// round, floor and ceil keep their operand's type, weak types included (JAX: a weak float stays
+// a weak float of its dtype), eagerly and jitted.
+TEST(JnpOps, RoundingKeepsWeakTypes) {
+  for (const auto& op : {tj::round, tj::floor, tj::ceil}) {
+    for (const Array& r : eager_and_jit([&](const Array& v) { return op(v); }, Array(2.5f))) {
+      EXPECT_EQ(r.dtype(), DType::f32);
+      EXPECT_TRUE(r.weak_type());
+    }
+    const Array d = op(Array(-2.5));
+    EXPECT_EQ(d.dtype(), DType::f64);
+    EXPECT_TRUE(d.weak_type());
+    EXPECT_FALSE(op(tj::array({2.5f})).weak_type());
+  }
+  EXPECT_EQ(tj::round(Array(2.5f)).item<float>(), 2.f);  // half to even
+  EXPECT_EQ(tj::floor(Array(-2.5)).item<double>(), -3.0);
+  EXPECT_EQ(tj::ceil(Array(2.25f)).item<float>(), 3.f);
+}
+
 TEST(JnpOps, SignAndClip) {
   EXPECT_EQ(tj::sign(tj::array({-3.f, 0.f, 2.f})).to_vector<float>(), (std::vector<float>{-1, 0, 1}));
   EXPECT_EQ(tj::sign(tj::array({-3, 0, 7})).to_vector<int32_t>(), (std::vector<int32_t>{-1, 0, 1}));

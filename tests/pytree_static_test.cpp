@@ -6,6 +6,7 @@
 #include <map>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "throw_message.h"
@@ -32,6 +33,13 @@ TRACEJIT_PYTREE_STATIC(Layer, scale, name);
 struct NoHash {
   int n = 0;
   bool operator==(const NoHash&) const = default;
+};
+struct NoEq {
+  int n = 0;
+  template <class H>
+  friend H AbslHashValue(H h, const NoEq& x) {
+    return H::combine(std::move(h), x.n);
+  }
 };
 }  // namespace statics
 
@@ -66,10 +74,15 @@ TEST(Static, ValuesAreInTheCacheKeyAndExplained) {
   EXPECT_EQ(std::get<1>(back).value, "relu");
 }
 
-TEST(Static, TypeWithoutHashIsATypeError) {
-  auto f = tj::jit([](const Array& x, tj::Static<statics::NoHash>) { return x; });
-  const std::string msg = ThrowMessage<tj::TypeError>([&] { f(tj::ones({1}), tj::Static<statics::NoHash>{{1}}); });
-  EXPECT_NE(msg.find("absl::Hash"), std::string::npos) << msg;
+// Whether tj::Static<T> names a type: its StaticValue constraint holds.
+template <class T>
+concept StaticOf = requires { typename tj::Static<T>; };
+
+TEST(Static, TypeWithoutHashDoesNotCompile) {
+  static_assert(StaticOf<int> && StaticOf<std::string> && StaticOf<std::tuple<int, float>>);
+  static_assert(!StaticOf<statics::NoHash>);   // == but no absl::Hash
+  static_assert(!StaticOf<statics::NoEq>);     // absl::Hash but no ==
+  static_assert(!tj::StaticValue<statics::NoHash>);
 }
 
 TEST(PytreeStatic, FieldsKeptComparedHashedAndRestored) {

@@ -236,7 +236,7 @@ TEST(VmapValues, MatmulGradientOverBatches) {
 
 TEST(VmapRandom, NormalAndUniformOverSplitKeysEqualALoopInBothSchemes) {
   // JAX documents vmap over keys as equal to a loop over them; bit for bit here too.
-  const bool default_scheme = tj::random::threefry_partitionable();
+  const bool saved = tj::random::threefry_partitionable();  // restored: later tests see the default
   for (bool partitionable : {false, true}) {
     tj::random::set_threefry_partitionable(partitionable);
     const Array keys = tj::random::split(tj::random::key(42), 4);
@@ -249,7 +249,7 @@ TEST(VmapRandom, NormalAndUniformOverSplitKeysEqualALoopInBothSchemes) {
           << "partitionable " << partitionable << " key " << i;
     }
   }
-  tj::random::set_threefry_partitionable(default_scheme);  // later tests in this process use it
+  tj::random::set_threefry_partitionable(saved);
 }
 
 TEST(VmapCompose, PerExampleGradientsUnderJit) {

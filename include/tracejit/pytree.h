@@ -31,12 +31,17 @@
 
 namespace tracejit {
 
+/// A value jit's cache key can hold: comparable with `==` and hashable with absl::Hash (an
+/// AbslHashValue friend).
+template <class T>
+concept StaticValue = std::equality_comparable<T> && std::is_default_constructible_v<absl::Hash<T>>;
+
 /// A jit argument passed through as a C++ value (JAX's static_argnums): it has no leaves, its
 /// value is part of the TreeDef and so of jit's cache key (a new value traces again, and
-/// explain_retraces shows the change), and the traced function reads it as `.value`. T needs
-/// `==` and absl::Hash (an AbslHashValue friend); flattening a Static<T> of a T without them
-/// throws TypeError.
+/// explain_retraces shows the change), and the traced function reads it as `.value`. A
+/// Static<T> of a T without `==` or absl::Hash does not compile (the StaticValue constraint).
 template <class T>
+  requires StaticValue<T>
 struct Static {
   T value;
 };
@@ -107,7 +112,7 @@ class AuxValue final : public AuxData {
 };
 
 template <class T>
-concept AuxCapable = std::equality_comparable<T> && std::is_default_constructible_v<absl::Hash<T>>;
+concept AuxCapable = StaticValue<T>;
 
 /// Throws the TypeError of a static value whose type lacks == or absl::Hash.
 [[noreturn]] void raise_unhashable_static(std::string_view what, const char* type_name);

@@ -114,7 +114,8 @@ Term take_diagonals(Term t) {
       sp[p] = n;
       sq[q] = n;
       Array mask = reshape(arange(n), sp) == reshape(arange(n), sq);
-      t.x = sum(where(mask, t.x, zeros({}, t.x.dtype())), {static_cast<int64_t>(q)});
+      t.x = sum(where(mask, t.x, Array::scalar(t.x.dtype(), 0, t.x.weak_type())),
+                {static_cast<int64_t>(q)});
       t.labels.erase(q, 1);
       q = t.labels.find(t.labels[p], p + 1);
     }
@@ -182,9 +183,12 @@ Array einsum(std::string_view spec, const std::vector<Array>& operands) {
     for (char c : s)
       if (!std::isalpha(static_cast<unsigned char>(c)))
         bad_spec(spec, detail::cat("subscript '", std::string(1, c), "' is not a letter",
-                                   c == '.' ? " (ellipses are not supported)" : ""));
+                                   c == '.' ? "; ellipses are not supported: name the batch axes "
+                                              "with letters, as in 'bij,bjk->bik'"
+                                            : "; label each axis with a letter a-z or A-Z"));
   if (subs.size() != operands.size())
-    bad_spec(spec, detail::cat(subs.size(), " operand subscripts for ", operands.size(), " operands"));
+    bad_spec(spec, detail::cat(subs.size(), " operand subscripts for ", operands.size(),
+                               " operands; give one comma-separated subscript per operand"));
   std::map<char, int64_t> sizes;
   std::map<char, int> counts;
   std::vector<Term> terms;
@@ -193,14 +197,16 @@ Array einsum(std::string_view spec, const std::vector<Array>& operands) {
     detail::impl_of(x, "einsum");
     if (static_cast<int64_t>(subs[k].size()) != x.ndim())
       bad_spec(spec, detail::cat("operand ", k, " has subscripts '", subs[k], "' for ",
-                                 type_str(x.dtype(), x.shape()), " of rank ", x.ndim()));
+                                 type_str(x.dtype(), x.shape()), " of rank ", x.ndim(),
+                                 "; give one letter per axis"));
     for (size_t i = 0; i < subs[k].size(); ++i) {
       const char c = subs[k][i];
       const int64_t d = x.shape()[i];
       auto [it, fresh] = sizes.emplace(c, d);
       if (!fresh && it->second != d)
         bad_spec(spec, detail::cat("subscript '", std::string(1, c), "' has size ", it->second,
-                                   " and size ", d, " (operand ", k, ")"));
+                                   " and size ", d, " (operand ", k, ", ", type_str(x.dtype(), x.shape()),
+                                   "); the axes one letter labels must have one size"));
       ++counts[c];
     }
     terms.push_back(take_diagonals({x, subs[k]}));
@@ -210,11 +216,17 @@ Array einsum(std::string_view spec, const std::vector<Array>& operands) {
   }
   for (size_t i = 0; i < out.size(); ++i) {
     if (!std::isalpha(static_cast<unsigned char>(out[i])))
-      bad_spec(spec, detail::cat("output subscript '", std::string(1, out[i]), "' is not a letter"));
+      bad_spec(spec, detail::cat("output subscript '", std::string(1, out[i]), "' is not a letter",
+                                 out[i] == '.' ? "; ellipses are not supported: name the batch axes "
+                                                 "with letters, as in 'bij,bjk->bik'"
+                                               : "; label each axis with a letter a-z or A-Z"));
     if (!sizes.contains(out[i]))
-      bad_spec(spec, detail::cat("output subscript '", std::string(1, out[i]), "' appears in no operand"));
+      bad_spec(spec, detail::cat("output subscript '", std::string(1, out[i]),
+                                 "' appears in no operand; every output letter must label an axis of an "
+                                 "operand"));
     if (out.find(out[i], i + 1) != std::string::npos)
-      bad_spec(spec, detail::cat("output subscript '", std::string(1, out[i]), "' is repeated"));
+      bad_spec(spec, detail::cat("output subscript '", std::string(1, out[i]),
+                                 "' is repeated; name each output axis once"));
   }
   Term acc = terms[0];
   for (size_t k = 1; k < terms.size(); ++k) {

@@ -1,9 +1,12 @@
 // Static and dynamic indexing built from public ops: slice with a step, take, dynamic_slice,
-// dynamic_update_slice and x.at(i) updates. Gathers are selects of a one-hot mask summed over
-// the indexed axis (where(mask, x, 0), never a multiply, so NaN and inf elsewhere stay out);
-// their VJP is the scatter-add that the select and broadcast rules give. They cost the
-// indexed axis's length per output element: fine for the sizes ports index, not a gather
-// kernel.
+// dynamic_update_slice and x.at(i) updates. Gathers are selects of a one-hot mask maximised
+// over the indexed axis (max(where(mask, x, lowest))): exact for every element, -0.0, NaN and
+// infinities included, where a sum would turn -0.0 into +0.0 (and a multiply let NaN and inf
+// elsewhere in); their VJP is the scatter that the select and reduce_max rules give. They
+// cost the indexed axis's length per output element: fine for the sizes ports index, not a
+// gather kernel.
+#include <limits>
+
 #include "base/array_impl.h"
 #include "base/errors.h"
 #include "tracejit/ops.h"
@@ -47,8 +50,14 @@ Array along(const Array& v, int64_t axis, int64_t rank) {
   return reshape(v, s);
 }
 
-// The fill of a gather's unselected elements: zero of a's dtype.
-Array zero_of(const Array& a) { return zeros({}, a.dtype()); }
+// The fill of a gather's unselected elements: the lowest value of a's dtype (-inf for floats),
+// weakly typed when a is (a gather keeps its operand's weak type, as in JAX).
+Array lowest_of(const Array& a) {
+  const double lowest = is_float(a.dtype())       ? -std::numeric_limits<double>::infinity()
+                        : a.dtype() == DType::i32 ? std::numeric_limits<int32_t>::lowest()
+                                                  : 0.0;
+  return Array::scalar(a.dtype(), lowest, a.weak_type());
+}
 
 }  // namespace
 
@@ -114,7 +123,13 @@ Array take(const Array& a, const Array& indices, int64_t axis) {
                          return s;
                        }()) == arange(n), ms);
   const int64_t last = static_cast<int64_t>(xs.size()) - 1;
-  return sum(where(mask, reshape(moved, xs), zero_of(a)), {last});
+  if (n == 0) {  // no indices either: an empty result
+    Shape out = pre;
+    out.insert(out.end(), idx.shape().begin(), idx.shape().end());
+    out.insert(out.end(), post.begin(), post.end());
+    return broadcast_to(lowest_of(a), out);
+  }
+  return max(where(mask, reshape(moved, xs), lowest_of(a)), {last});
 }
 
 Array dynamic_slice(const Array& a, const std::vector<Array>& starts, const Shape& sizes) {
@@ -152,17 +167,24 @@ Array dynamic_update_slice(const Array& a, const Array& update, const std::vecto
                       "'s rank and one start per axis, got ", type_str(update.dtype(), update.shape()),
                       " and ", starts.size(), " starts");
   Array u = update.dtype() == a.dtype() ? update : astype(update, a.dtype());
+  std::vector<Array> s;
+  for (size_t i = 0; i < rank; ++i) {
+    if (u.shape()[i] > a.shape()[i])
+      raise<ShapeError>("dynamic_update_slice", "the update ", type_str(update.dtype(), update.shape()),
+                        " is larger than the operand ", type_str(a.dtype(), a.shape()), " along axis ", i,
+                        "; slice the update to fit");
+    s.push_back(clip(scalar_index("dynamic_update_slice", starts[i], "start"), 0, a.shape()[i] - u.shape()[i]));
+  }
+  // An empty update writes nothing (there is no row of it to read); the result is typed as
+  // where(mask, u, a), strong unless both are weak.
+  if (u.size() == 0) return u.weak_type() || !a.weak_type() ? a : astype(a, a.dtype());
   Array mask = Array(true);
   for (size_t i = 0; i < rank; ++i) {
     const int64_t dim = a.shape()[i], usize = u.shape()[i];
-    if (usize > dim)
-      raise<ShapeError>("dynamic_update_slice", "the update ", type_str(update.dtype(), update.shape()),
-                        " is larger than ", type_str(a.dtype(), a.shape()), " along axis ", i);
-    Array s = clip(scalar_index("dynamic_update_slice", starts[i], "start"), 0, dim - usize);
     if (usize == dim) continue;
     // Position j of the result reads row j - s of the update, where that is in range.
     const int64_t ax = static_cast<int64_t>(i);
-    Array rel = arange(dim) - s;
+    Array rel = arange(dim) - s[i];
     u = take(u, clip(rel, 0, usize - 1), ax);
     mask = mask & along((rel >= 0) & (rel < usize), ax, static_cast<int64_t>(rank));
   }

@@ -11,10 +11,11 @@ namespace {
 
 using detail::raise;
 
-int64_t normalize_axis(std::string_view op, int64_t axis, int64_t rank) {
+// `of` names what the axis indexes (the operand, or stack's result).
+int64_t normalize_axis(std::string_view op, int64_t axis, int64_t rank, std::string_view of) {
   const int64_t n = axis < 0 ? axis + rank : axis;
   if (n < 0 || n >= rank)
-    raise<IndexError>(op, "axis ", axis, " is out of range for an array of rank ", rank,
+    raise<IndexError>(op, "axis ", axis, " is out of range for ", of, " of rank ", rank,
                       rank == 0 ? "; a 0-d array has no axes"
                                 : detail::cat("; valid axes run from ", -rank, " to ", rank - 1));
   return n;
@@ -24,7 +25,9 @@ int64_t normalize_axis(std::string_view op, int64_t axis, int64_t rank) {
 // (nearest-even) rounding mode; values that large are integers already. The sign of zero is
 // kept (round(-0.3) is -0.0, as in NumPy). No gradient flows, as in JAX.
 Array round_half_even(const Array& x) {
-  const double big = x.dtype() == DType::f64 ? 4503599627370496.0 : 8388608.0;
+  // c weakly typed in x's dtype, so that round keeps x's type (a weak f32 stays weak f32).
+  const Array big = Array::scalar(x.dtype(), x.dtype() == DType::f64 ? 4503599627370496.0 : 8388608.0,
+                                  /*weak=*/true);
   Array c = where(x < 0, -big, big);
   Array r = where(abs(x) < big, (x + c) - c, x);
   return stop_gradient(where(r == 0, x * 0, r));
@@ -43,7 +46,9 @@ Array reverse_order(const Array& x) {
 Array stack(const std::vector<Array>& arrays, int64_t axis) {
   if (arrays.empty()) raise<ShapeError>("stack", "needs at least one array");
   const Shape& shape = detail::impl_of(arrays[0], "stack").type.shape;
-  const int64_t ax = normalize_axis("stack", axis, static_cast<int64_t>(shape.size()) + 1);
+  const int64_t ax =
+      normalize_axis("stack", axis, static_cast<int64_t>(shape.size()) + 1,
+                     detail::cat("the stack of ", arrays.size(), " arrays of shape ", shape_str(shape)));
   std::vector<Array> expanded;
   for (const Array& a : arrays) {
     detail::impl_of(a, "stack");
@@ -107,7 +112,7 @@ Array first_index(const Array& hit, int64_t axis, int64_t n) {
 Array arg_best(std::string_view op, const Array& a_in, int64_t axis, bool want_max) {
   detail::impl_of(a_in, op);
   Array a = as_int32(a_in);
-  const int64_t ax = normalize_axis(op, axis, a.ndim());
+  const int64_t ax = normalize_axis(op, axis, a.ndim(), type_str(a_in.dtype(), a_in.shape()));
   const int64_t n = a.shape()[static_cast<size_t>(ax)];
   if (n == 0) raise<ShapeError>(op, "of an empty axis of ", type_str(a.dtype(), a.shape()), " has no answer");
   Array best = want_max ? max(a, {ax}) : min(a, {ax});

@@ -3,6 +3,7 @@
 // type that keeps the array's dtype, so weak typing is exercised as users meet it.
 #include "evaluator.h"
 
+#include <algorithm>
 #include <span>
 
 #include "absl/strings/str_cat.h"
@@ -187,6 +188,15 @@ class Evaluator {
     return floats_ && !is_float(a.dtype()) ? tj::astype(a, *floats_) : a;
   }
 
+  // Operands of one op that mix floats with integers or bools: as promoted() (f64 instance).
+  std::vector<Array> mixed(std::vector<Array> xs) const {
+    const bool any_float = std::any_of(xs.begin(), xs.end(), [](const Array& x) { return is_float(x.dtype()); });
+    const bool any_other = std::any_of(xs.begin(), xs.end(), [](const Array& x) { return !is_float(x.dtype()); });
+    if (any_float && any_other)
+      for (Array& x : xs) x = promoted(x);
+    return xs;
+  }
+
   Array apply(const Node& n, const std::vector<Array>& v) const {
     auto a = [&](size_t k) -> const Array& { return v[static_cast<size_t>(n.args[k])]; };
     switch (n.op) {
@@ -206,6 +216,9 @@ class Evaluator {
       case Op::kSign: return tj::sign(a(0));
       case Op::kSquare: return tj::square(a(0));
       case Op::kStopGradient: return tj::stop_gradient(a(0));
+      case Op::kFloor: return tj::floor(a(0));
+      case Op::kCeil: return tj::ceil(a(0));
+      case Op::kRound: return tj::round(a(0));
       case Op::kAdd: case Op::kSub: case Op::kMul: case Op::kDiv: case Op::kPow: case Op::kMaximum:
       case Op::kMinimum: case Op::kAnd: case Op::kOr: case Op::kXor: case Op::kShl: case Op::kShr:
       case Op::kEq: case Op::kNe: case Op::kLt: case Op::kLe: case Op::kGt:
@@ -224,6 +237,15 @@ class Evaluator {
         if (is_float(x.dtype()) != is_float(y.dtype())) x = promoted(x), y = promoted(y);
         return tj::where(a(0), x, y);
       }
+      case Op::kClip: {
+        if (n.args.size() == 1)
+          return tj::clip(a(0), scalar_for(a(0).dtype(), *n.scalar),
+                          scalar_for(a(0).dtype(), n.scalar_hi));
+        std::vector<Array> xs = mixed({a(0), a(1), a(2)});
+        return tj::clip(xs[0], xs[1], xs[2]);
+      }
+      case Op::kArgmax: return n.all_axes ? tj::argmax(a(0)) : tj::argmax(a(0), n.axes[0]);
+      case Op::kArgmin: return n.all_axes ? tj::argmin(a(0)) : tj::argmin(a(0), n.axes[0]);
       case Op::kSum: return n.all_axes ? tj::sum(a(0)) : tj::sum(a(0), n.axes);
       case Op::kMean:
         return n.all_axes ? tj::mean(promoted(a(0))) : tj::mean(promoted(a(0)), n.axes);
@@ -238,7 +260,47 @@ class Evaluator {
         for (size_t k = 0; k < n.args.size(); ++k) xs.push_back(a(k));
         return tj::concatenate(xs, n.index);
       }
+      case Op::kStack: {
+        std::vector<Array> xs;
+        for (size_t k = 0; k < n.args.size(); ++k) xs.push_back(a(k));
+        return tj::stack(mixed(xs), n.index);
+      }
+      case Op::kTake: return tj::take(a(0), a(1), n.index);
+      case Op::kDynamicSlice: {
+        std::vector<Array> starts;
+        for (size_t k = 1; k < n.args.size(); ++k) starts.push_back(a(k));
+        return tj::dynamic_slice(a(0), starts, n.shape);
+      }
+      case Op::kDynamicUpdateSlice: {
+        std::vector<Array> starts;
+        for (size_t k = 2; k < n.args.size(); ++k) starts.push_back(a(k));
+        return tj::dynamic_update_slice(a(0), a(1), starts);
+      }
+      case Op::kAtSet: case Op::kAtAdd: case Op::kAtMultiply: case Op::kAtMin: case Op::kAtMax: {
+        const tj::ArrayAt at = n.static_index ? a(0).at(static_cast<int>(n.index)) : a(0).at(a(1));
+        const Array v = n.scalar ? scalar_for(a(0).dtype(), *n.scalar) : a(n.args.size() - 1);
+        switch (n.op) {
+          case Op::kAtSet: return at.set(v);
+          case Op::kAtAdd: return at.add(v);
+          case Op::kAtMultiply: return at.multiply(v);
+          case Op::kAtMin: return at.min(v);
+          default: return at.max(v);
+        }
+      }
       case Op::kMatmul: return tj::matmul(a(0), a(1));
+      case Op::kDot: {
+        std::vector<Array> xs = mixed({a(0), a(1)});
+        return tj::dot(xs[0], xs[1]);
+      }
+      case Op::kTensordot: {
+        std::vector<Array> xs = mixed({a(0), a(1)});
+        return tj::tensordot(xs[0], xs[1], static_cast<int>(n.index));
+      }
+      case Op::kEinsum: {
+        std::vector<Array> xs;
+        for (size_t k = 0; k < n.args.size(); ++k) xs.push_back(a(k));
+        return tj::einsum(kEinsumSpecs[n.index].spec, mixed(xs));
+      }
       case Op::kAsType: return tj::astype(a(0), fl(n.dtype));
       case Op::kBitcast: {
         // Bitcasts are between 32-bit types: the f64 instance goes through f32.

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <map>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 
@@ -393,11 +395,16 @@ class Generator {
       kSource,
       kRepeat,
       kRandom,
+      kRounding,
+      kArgBest,
+      kStack,
+      kIndexing,
+      kContract,
       kControl
     };
-    // Without loops the draws are those of the generator before control flow existed.
+    // Without loops, no control flow is drawn (kControl comes last).
     static const std::vector<int> kWeights = {18, 8, 22, 10, 5, 5, 6, 12, 14, 4, 6, 2, 2, 2,
-                                              kControlWeight};
+                                              5,  2, 2,  6,  5, kControlWeight};
     static const std::vector<int> kNoLoops(kWeights.begin(), kWeights.end() - 1);
     switch (static_cast<Category>(rng_.weighted(options_.loops ? kWeights : kNoLoops))) {
       case kMath: return math();
@@ -440,6 +447,11 @@ class Generator {
       }
       case kSource: return source();
       case kRandom: return random();
+      case kRounding: return rounding();
+      case kArgBest: return argbest();
+      case kStack: return stack();
+      case kIndexing: return indexing();
+      case kContract: return contract();
       case kControl: return control();
       case kRepeat: {  // an operation computed twice: common subexpressions for CSE to merge
         int a = pick([](const Facts&) { return true; });
@@ -637,6 +649,298 @@ class Generator {
     int r = add(Op::kMatmul, {a, b});
     if (r >= 0) return r;
     return add(Op::kMatmul, {bounded(a), bounded(b)});  // products and sums stay in range
+  }
+
+  // ---- The wider jnp surface (issue 14) ----
+
+  // A value not moved by finite differences (any value in programs that are not smooth).
+  int pick_steady_or(const std::function<bool(const Facts&)>& ok) {
+    int a = pick(ok);
+    if (a >= 0 && cur().smooth && facts(a).varies && rng_.chance(0.7)) {
+      int b = pick([&](const Facts& f) { return ok(f) && !f.varies; });
+      if (b >= 0) return b;
+    }
+    return a;
+  }
+
+  // floor, ceil, round and clip.
+  int rounding() {
+    static const std::vector<Op> kOps = {Op::kFloor, Op::kCeil, Op::kRound, Op::kClip, Op::kClip};
+    const Op op = rng_.pick(kOps);
+    int a = pick_steady_or([](const Facts& f) { return f.dtype != DType::bool_; });
+    if (a < 0) return -1;
+    if (op != Op::kClip) {
+      int r = add(op, {a});
+      // A varying value spanning a jump: scaled into (0, 1) first, where floor and ceil are
+      // constant (round: below 1/2).
+      if (r < 0 && is_float(facts(a).dtype))
+        r = add(op, {add_scalar(Op::kMul, add_scalar(Op::kAdd, bounded(a), 1.5), 0.125)});
+      return r;
+    }
+    const Facts f = facts(a);
+    Node n;
+    n.op = Op::kClip;
+    if (rng_.chance(0.3)) {  // array bounds
+      n.args = {a, partner(a), partner(a)};
+      int r = add(std::move(n));
+      if (r >= 0) return r;
+      n = Node();
+      n.op = Op::kClip;
+    }
+    n.args = {a};
+    const bool integer = !is_float(f.dtype);
+    auto point = [&] {
+      double lo = std::isfinite(f.range.lo) ? std::max(f.range.lo, -1e6) : -4;
+      double hi = std::isfinite(f.range.hi) ? std::min(f.range.hi, 1e6) : 4;
+      if (f.dtype == DType::u32) lo = std::max(lo, 0.0);
+      return integer ? std::round(rng_.real(lo, hi)) : std::round(rng_.real(lo, hi) * 8) / 8;
+    };
+    double lo = point(), hi = point();
+    if (lo > hi && rng_.chance(0.8)) std::swap(lo, hi);  // sometimes lo > hi: all hi, as jnp
+    n.scalar = lo;
+    n.scalar_hi = hi;
+    int r = add(Node(n));
+    if (r >= 0 || !std::isfinite(f.range.lo) || !std::isfinite(f.range.hi)) return r;
+    // A kink on a varying value: bounds outside its range (no effect, or a constant).
+    const double below = std::floor(f.range.lo) - 1, above = std::ceil(f.range.hi) + 1;
+    if (rng_.chance(0.7)) {
+      n.scalar = f.dtype == DType::u32 ? 0.0 : below;
+      n.scalar_hi = above;
+    } else {
+      n.scalar = above;
+      n.scalar_hi = above + 1;
+    }
+    return add(std::move(n));
+  }
+
+  int argbest() {
+    // Exact operands: a last-bit difference could move the index.
+    int a = pick_steady_or([](const Facts& f) { return f.exact || !is_float(f.dtype); });
+    if (a < 0) return -1;
+    Node n;
+    n.op = rng_.chance(0.5) ? Op::kArgmax : Op::kArgmin;
+    n.args = {a};
+    const int64_t rank = static_cast<int64_t>(facts(a).shape.size());
+    n.all_axes = rank == 0 || rng_.chance(0.3);
+    if (!n.all_axes) n.axes = {rng_.uniform(-rank, rank - 1)};
+    return add(std::move(n));
+  }
+
+  // stack of a with copies of itself, values of its shape, or new inputs.
+  int stack() {
+    int a = pick_any();
+    if (a < 0) return -1;
+    const Facts f = facts(a);
+    Node n;
+    n.op = Op::kStack;
+    n.args = {a};
+    for (int64_t k = rng_.uniform(0, 2); k > 0; --k) {
+      int b = -1;
+      if (rng_.chance(0.3)) b = a;
+      if (b < 0 && rng_.chance(0.5)) b = pick([&](const Facts& g) { return g.shape == f.shape; });
+      if (b < 0) {
+        const DType d = rng_.chance(0.3) ? random_dtype() : float_if(f.dtype);
+        b = new_input(d, f.shape, random_range(d));
+      }
+      n.args.push_back(b);
+    }
+    const int64_t rank = static_cast<int64_t>(f.shape.size());
+    n.index = rng_.uniform(-rank - 1, rank);
+    return add(std::move(n));
+  }
+
+  // An i32 index into an axis of length `len`: mostly in range, sometimes past either end
+  // (clamped or dropped by the op), as a new input or an integer value of the program.
+  int index_value(int64_t len, const Shape& shape) {
+    if (shape.empty() && rng_.chance(0.3)) {
+      int i = pick([](const Facts& f) {
+        return f.shape.empty() && (f.dtype == DType::i32 || f.dtype == DType::u32) &&
+               f.range.hi - f.range.lo < 64;
+      });
+      if (i >= 0) return i;
+    }
+    const Interval r = rng_.chance(0.6) ? Interval{0, static_cast<double>(std::max<int64_t>(len - 1, 0))}
+                                        : Interval{-static_cast<double>(len) - 2, static_cast<double>(len) + 2};
+    return new_input(DType::i32, shape, r);
+  }
+  std::vector<int> starts_for(const Shape& s) {
+    std::vector<int> out;
+    for (int64_t d : s) out.push_back(index_value(d, {}));
+    return out;
+  }
+
+  int indexing() {
+    const int64_t kind = rng_.uniform(0, 5);  // take, dynamic_slice, its update, at (half)
+    if (kind == 0) return take();
+    if (kind >= 3) return at_update();
+    int a = pick_any();
+    if (a < 0) return -1;
+    const Facts f = facts(a);
+    Node n;
+    n.args = {a};
+    if (kind == 1) {
+      n.op = Op::kDynamicSlice;
+      for (int64_t d : f.shape) n.shape.push_back(rng_.chance(0.2) ? d : rng_.uniform(0, d));
+    } else {  // an update no larger than a: an existing value or a new input
+      n.op = Op::kDynamicUpdateSlice;
+      int u = pick([&](const Facts& g) {
+        if (g.dtype != f.dtype || g.shape.size() != f.shape.size() || g.shape == f.shape) return false;
+        for (size_t i = 0; i < g.shape.size(); ++i)
+          if (g.shape[i] > f.shape[i]) return false;
+        return true;
+      });
+      if (u < 0 || rng_.chance(0.5)) {
+        Shape s;
+        for (int64_t d : f.shape) s.push_back(rng_.uniform(0, d));
+        u = new_input(f.dtype, s, f.dtype == DType::bool_ ? Interval{0, 1} : random_range(f.dtype));
+      }
+      n.args.push_back(u);
+    }
+    for (int s : starts_for(f.shape)) n.args.push_back(s);
+    return add(std::move(n));
+  }
+
+  int take() {
+    int a = pick([](const Facts& f) { return !f.shape.empty(); });
+    if (a < 0) return -1;
+    const Facts f = facts(a);
+    Node n;
+    n.op = Op::kTake;
+    const int64_t rank = static_cast<int64_t>(f.shape.size());
+    n.index = rng_.uniform(-rank, rank - 1);
+    const int64_t len = f.shape[static_cast<size_t>(n.index < 0 ? n.index + rank : n.index)];
+    static const std::vector<Shape> kIndexShapes = {{}, {1}, {2}, {3}, {5}, {2, 3}, {0}};
+    n.args = {a, index_value(len, rng_.pick(kIndexShapes))};
+    return add(std::move(n));
+  }
+
+  int at_update() {
+    static const std::vector<Op> kOps = {Op::kAtSet, Op::kAtAdd, Op::kAtAdd, Op::kAtMultiply,
+                                         Op::kAtMin, Op::kAtMax};
+    const Op op = rng_.pick(kOps);
+    int a = pick([&](const Facts& f) {
+      return !f.shape.empty() && (f.dtype != DType::bool_ || op == Op::kAtSet);
+    });
+    if (a < 0) return -1;
+    const Facts f = facts(a);
+    const int64_t len = f.shape[0];
+    Node n;
+    n.op = op;
+    n.args = {a};
+    n.static_index = rng_.chance(0.4);
+    if (n.static_index)
+      n.index = rng_.chance(0.8) ? rng_.uniform(-len, std::max<int64_t>(len - 1, 0))
+                                 : rng_.uniform(-len - 2, len + 1);
+    else
+      n.args.push_back(index_value(len, {}));
+    const Shape row(f.shape.begin() + 1, f.shape.end());
+    if (f.dtype != DType::bool_ && rng_.chance(0.4)) {
+      n.scalar = is_float(f.dtype) ? rng_.pick(kFloatScalars) : std::abs(rng_.pick(kIntScalars));
+    } else {
+      int v = pick([&](const Facts& g) {
+        std::optional<Shape> s = g.shape.size() <= row.size() ? std::optional<Shape>(row) : std::nullopt;
+        if (g.dtype != f.dtype || !s) return false;
+        for (size_t i = 0; i < g.shape.size(); ++i) {
+          const int64_t d = g.shape[i], want = row[row.size() - g.shape.size() + i];
+          if (d != want && d != 1) return false;
+        }
+        return true;
+      });
+      if (v < 0 || rng_.chance(0.5)) {
+        Shape s = row;
+        s.erase(s.begin(), s.begin() + rng_.uniform(0, static_cast<int64_t>(s.size())));
+        v = new_input(f.dtype, s, f.dtype == DType::bool_ ? Interval{0, 1} : random_range(f.dtype));
+      }
+      n.args.push_back(v);
+    }
+    int r = add(Node(n));
+    if (r >= 0 || n.scalar || op == Op::kAtSet || !is_float(f.dtype)) return r;
+    // Products and sums that leave the range: bounded operands.
+    n.args.front() = bounded(a);
+    n.args.back() = bounded(n.args.back());
+    return add(std::move(n));
+  }
+
+  // dot, tensordot and einsum: operands of matching sizes, existing ones or new inputs; when a
+  // sum leaves the range, bounded operands.
+  int contract() {
+    auto operand = [&](const Shape& s, DType like) {
+      int b = rng_.chance(0.5) ? pick([&](const Facts& g) {
+        return g.shape == s && g.dtype != DType::bool_ && dtype_kind(g.dtype) == dtype_kind(like);
+      })
+                               : -1;
+      if (b >= 0) return b;
+      const DType d = rng_.chance(0.2) ? random_dtype() : float_if(like);
+      return new_input(d == DType::bool_ ? float_ : d, s, random_range(d == DType::bool_ ? float_ : d));
+    };
+    auto small = [&] { return rng_.pick(kDims); };
+    Node n;
+    switch (rng_.uniform(0, 2)) {
+      case 0: {  // dot
+        n.op = Op::kDot;
+        int a = pick([](const Facts& f) { return f.dtype != DType::bool_ && f.shape.size() <= 3; });
+        if (a < 0) return -1;
+        const Facts f = facts(a);
+        Shape s;
+        if (!f.shape.empty()) {
+          s = {f.shape.back()};
+          if (rng_.chance(0.6)) s.push_back(small());
+          if (rng_.chance(0.2)) s.insert(s.begin(), small());
+        } else if (rng_.chance(0.5)) {
+          s = {small()};
+        }
+        n.args = {a, operand(s, f.dtype)};
+        break;
+      }
+      case 1: {  // tensordot over 0 to 2 axes
+        n.op = Op::kTensordot;
+        n.index = rng_.uniform(0, 2);
+        int a = pick([&](const Facts& f) {
+          return f.dtype != DType::bool_ && static_cast<int64_t>(f.shape.size()) >= n.index &&
+                 f.shape.size() <= 3;
+        });
+        if (a < 0) return -1;
+        const Facts f = facts(a);
+        Shape s(f.shape.end() - n.index, f.shape.end());
+        if (rng_.chance(0.7)) s.push_back(small());
+        n.args = {a, operand(s, f.dtype)};
+        break;
+      }
+      default: {  // einsum: sizes per label from the first operand when one fits
+        n.op = Op::kEinsum;
+        n.index = rng_.uniform(0, static_cast<int64_t>(std::size(kEinsumSpecs)) - 1);
+        const std::string spec = kEinsumSpecs[n.index].spec;
+        const std::vector<std::string> subs = einsum_subscripts(spec);
+        std::map<char, int64_t> sizes;
+        int a = pick([&](const Facts& f) {
+          if (f.dtype == DType::bool_ || f.shape.size() != subs[0].size()) return false;
+          for (size_t i = 0; i < f.shape.size(); ++i)
+            for (size_t j = 0; j < i; ++j)
+              if (subs[0][i] == subs[0][j] && f.shape[i] != f.shape[j]) return false;
+          return true;
+        });
+        if (a >= 0)
+          for (size_t i = 0; i < subs[0].size(); ++i) sizes[subs[0][i]] = facts(a).shape[i];
+        const DType like = a >= 0 ? facts(a).dtype : float_;
+        for (size_t k = 0; k < subs.size(); ++k) {
+          if (k == 0 && a >= 0) {
+            n.args.push_back(a);
+            continue;
+          }
+          Shape s;
+          for (char c : subs[k]) {
+            if (!sizes.contains(c)) sizes[c] = rng_.chance(0.1) ? 0 : small();
+            s.push_back(sizes[c]);
+          }
+          n.args.push_back(operand(s, like));
+        }
+        break;
+      }
+    }
+    int r = add(Node(n));
+    if (r >= 0) return r;
+    for (int& x : n.args) x = bounded(x);
+    return add(std::move(n));
   }
 
   // A draw from tj::random with a key that is an input or derived from one.

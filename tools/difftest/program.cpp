@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace difftest {
 namespace {
@@ -87,6 +88,46 @@ std::string expr(const Program& p, const Node& n, const std::function<std::strin
       for (int x : n.args) xs.push_back(var(x));
       return absl::StrCat("tj::concatenate({", absl::StrJoin(xs, ", "), "}, ", n.index, ")");
     }
+    case Op::kStack: {
+      std::vector<std::string> xs;
+      for (int x : n.args) xs.push_back(var(x));
+      return absl::StrCat("tj::stack({", absl::StrJoin(xs, ", "), "}, ", n.index, ")");
+    }
+    case Op::kClip:
+      if (n.args.size() == 1) {
+        const DType d = p.nodes[static_cast<size_t>(n.args[0])].facts.dtype;
+        return absl::StrCat("tj::clip(", a(0), ", ", literal(d, *n.scalar), ", ",
+                            literal(d, n.scalar_hi), ")");
+      }
+      break;
+    case Op::kArgmax: case Op::kArgmin:
+      return absl::StrCat("tj::", op_name(n.op), "(", a(0),
+                          n.all_axes ? "" : absl::StrCat(", ", n.axes[0]), ")");
+    case Op::kTake: return absl::StrCat("tj::take(", a(0), ", ", a(1), ", ", n.index, ")");
+    case Op::kDynamicSlice: case Op::kDynamicUpdateSlice: {
+      const size_t first = n.op == Op::kDynamicSlice ? 1 : 2;
+      std::vector<std::string> xs;
+      for (size_t k = first; k < n.args.size(); ++k) xs.push_back(var(n.args[k]));
+      const std::string starts = absl::StrCat("{", absl::StrJoin(xs, ", "), "}");
+      if (n.op == Op::kDynamicSlice)
+        return absl::StrCat("tj::dynamic_slice(", a(0), ", ", starts, ", ", braced(n.shape), ")");
+      return absl::StrCat("tj::dynamic_update_slice(", a(0), ", ", a(1), ", ", starts, ")");
+    }
+    case Op::kAtSet: case Op::kAtAdd: case Op::kAtMultiply: case Op::kAtMin: case Op::kAtMax: {
+      const std::string row = n.static_index ? absl::StrCat(n.index) : a(1);
+      const std::string v =
+          n.scalar ? literal(p.nodes[static_cast<size_t>(n.args[0])].facts.dtype, *n.scalar)
+                   : a(n.args.size() - 1);
+      return absl::StrCat(a(0), ".at(", row, ").", op_name(n.op), "(", v, ")");
+    }
+    case Op::kTensordot:
+      return absl::StrCat("tj::tensordot(", a(0), ", ", a(1), ", ", n.index, ")");
+    case Op::kEinsum: {
+      std::vector<std::string> xs;
+      for (int x : n.args) xs.push_back(var(x));
+      return absl::StrCat("tj::einsum(\"", kEinsumSpecs[n.index].spec, "\", ", absl::StrJoin(xs, ", "),
+                          ")");
+    }
     case Op::kAsType: case Op::kBitcast:
       return absl::StrCat("tj::", op_name(n.op), "(", a(0), ", ", dtype_expr(n.dtype), ")");
     case Op::kSum: case Op::kMean: case Op::kMax:
@@ -152,6 +193,9 @@ const char* op_name(Op op) {
     case Op::kSign: return "sign";
     case Op::kSquare: return "square";
     case Op::kStopGradient: return "stop_gradient";
+    case Op::kFloor: return "floor";
+    case Op::kCeil: return "ceil";
+    case Op::kRound: return "round";
     case Op::kAdd: return "add";
     case Op::kSub: return "sub";
     case Op::kMul: return "mul";
@@ -171,16 +215,31 @@ const char* op_name(Op op) {
     case Op::kGt: return "gt";
     case Op::kGe: return "ge";
     case Op::kWhere: return "where";
+    case Op::kClip: return "clip";
     case Op::kSum: return "sum";
     case Op::kMean: return "mean";
     case Op::kMax: return "max";
+    case Op::kArgmax: return "argmax";
+    case Op::kArgmin: return "argmin";
     case Op::kReshape: return "reshape";
     case Op::kBroadcastTo: return "broadcast_to";
     case Op::kTranspose: return "transpose";
     case Op::kSlice: return "slice";
     case Op::kIndex: return "index";
     case Op::kConcatenate: return "concatenate";
+    case Op::kStack: return "stack";
+    case Op::kTake: return "take";
+    case Op::kDynamicSlice: return "dynamic_slice";
+    case Op::kDynamicUpdateSlice: return "dynamic_update_slice";
+    case Op::kAtSet: return "set";
+    case Op::kAtAdd: return "add";
+    case Op::kAtMultiply: return "multiply";
+    case Op::kAtMin: return "min";
+    case Op::kAtMax: return "max";
     case Op::kMatmul: return "matmul";
+    case Op::kDot: return "dot";
+    case Op::kTensordot: return "tensordot";
+    case Op::kEinsum: return "einsum";
     case Op::kAsType: return "astype";
     case Op::kBitcast: return "bitcast";
     case Op::kRandomBits: return "random_bits";
@@ -195,6 +254,10 @@ const char* op_name(Op op) {
     case Op::kResult: return "result";
   }
   return "?";
+}
+
+std::vector<std::string> einsum_subscripts(const std::string& spec) {
+  return absl::StrSplit(spec.substr(0, spec.find("->")), ',');
 }
 
 bool is_binary(Op op) { return op >= Op::kAdd && op <= Op::kGe; }

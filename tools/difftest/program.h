@@ -40,6 +40,9 @@ enum class Op : uint8_t {
   kSign,
   kSquare,
   kStopGradient,
+  kFloor,  // tj::floor, tj::ceil, tj::round (half to even): the identity on integers
+  kCeil,
+  kRound,
   // Elementwise binary, NumPy broadcasting.
   kAdd,
   kSub,
@@ -60,10 +63,13 @@ enum class Op : uint8_t {
   kGt,
   kGe,
   kWhere,
+  kClip,  // tj::clip(a, lo, hi): args {a, lo, hi}, or {a} with C++ scalars scalar and scalar_hi
   // Reductions over Node::axes (all axes when Node::all_axes).
   kSum,
   kMean,
   kMax,
+  kArgmax,  // over axes[0]; all_axes: of the flattened array
+  kArgmin,
   // Layout.
   kReshape,
   kBroadcastTo,
@@ -71,7 +77,25 @@ enum class Op : uint8_t {
   kSlice,
   kIndex,
   kConcatenate,
+  kStack,  // along Node::index
+  // Indexing: take (args {a, indices}, axis Node::index), dynamic_slice (args {a, starts...},
+  // sizes Node::shape), dynamic_update_slice (args {a, update, starts...}), and the x.at(i)
+  // updates (args {a, i} or {a} with the C++ int Node::index, then the update or the C++ scalar
+  // Node::scalar).
+  kTake,
+  kDynamicSlice,
+  kDynamicUpdateSlice,
+  kAtSet,
+  kAtAdd,
+  kAtMultiply,
+  kAtMin,
+  kAtMax,
+  // Contractions: matmul; dot; tensordot over Node::index axes; einsum with the spec
+  // kEinsumSpecs[Node::index].
   kMatmul,
+  kDot,
+  kTensordot,
+  kEinsum,
   // Types.
   kAsType,
   kBitcast,
@@ -146,6 +170,8 @@ struct Node {
   // Parameters; each op reads the ones it needs.
   std::optional<double> scalar;  // binary ops: the second operand is this C++ scalar...
   bool scalar_first = false;     // ...or the first
+  double scalar_hi = 0;          // kClip with scalar bounds: hi (scalar is lo)
+  bool static_index = false;     // kAt*: the row is the C++ int Node::index
   std::vector<int64_t> axes;     // reductions, transpose permutation, slice starts
   std::vector<int64_t> limits;   // slice limits
   bool all_axes = false;         // reductions without axes
@@ -180,6 +206,21 @@ struct Node {
 
 /// kUniform's [minval, maxval), by Node::index.
 inline constexpr double kUniformBounds[][2] = {{0, 1}, {-2, 2}, {0.5, 4}};
+/// The einsum specs kEinsum draws from: matmul-like, batched, trace, transpose, outer, sums,
+/// implicit forms and three operands.
+/// `in_order`: tracejit contracts it with matmuls only, which sum each element's products in
+/// order (compiled code reproduces them bit for bit).
+struct EinsumSpec {
+  const char* spec;
+  bool in_order;
+};
+inline constexpr EinsumSpec kEinsumSpecs[] = {
+    {"ij,jk->ik", true}, {"ij,jk", true},     {"bij,bjk->bik", false}, {"ii->", false},
+    {"ii->i", false},    {"ij->ji", true},    {"i,j->ij", true},       {"ij->", false},
+    {"ij,ij->i", false}, {"i,i", true},       {"ij,jk,kl->il", true},  {"ijk->kij", true},
+    {"ij,j->i", true}};
+/// The operands' subscripts of an einsum spec ("ij,jk->ik": {"ij", "jk"}).
+std::vector<std::string> einsum_subscripts(const std::string& spec);
 /// kSplit splits a key into this many.
 inline constexpr int kSplitCount = 3;
 

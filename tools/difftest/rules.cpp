@@ -18,6 +18,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <string>
 
 #include "program.h"
 
@@ -330,6 +332,125 @@ std::optional<Facts> bitcast(const Program& p, const Facts& a, DType to) {
   return f;
 }
 
+// floor, ceil and round (half to even) of floats; the identity on integers and bools. They jump
+// at integers (round: at odd multiples of 1/2), so a varying value of a smooth program takes
+// them only where its range holds no jump (with a gap that rounding cannot close): the result
+// is then one integer that finite differences do not move.
+std::optional<Facts> rounding(const Program& p, Op op, const Facts& a) {
+  Facts f = a;
+  if (!is_float(a.dtype)) return f;
+  auto g = [op](double x) {
+    return op == Op::kFloor ? std::floor(x) : op == Op::kCeil ? std::ceil(x) : std::nearbyint(x);
+  };
+  f.range = {g(a.range.lo), g(a.range.hi)};
+  if (p.smooth && a.varies) {
+    const double shift = op == Op::kRound ? 0.5 : 0, gap = 1e-6 * (1 + a.range.max_abs());
+    const double lo = a.range.lo + shift - gap, hi = a.range.hi + shift + gap;
+    if (std::floor(lo) != std::floor(hi) || std::floor(lo) == lo) return std::nullopt;
+    f.varies = false;
+  }
+  return f;
+}
+
+// An axis of a rank-`rank` shape, negative ones counted from the end; nullopt when outside.
+std::optional<size_t> axis_of(int64_t axis, size_t rank) {
+  const int64_t r = static_cast<int64_t>(rank), a = axis < 0 ? axis + r : axis;
+  if (a < 0 || a >= r) return std::nullopt;
+  return static_cast<size_t>(a);
+}
+
+// The facts of several operands promoted to one dtype (concatenate, stack): a binary
+// operation's promotion, applied pairwise; ranges joined. The caller sets the shape.
+std::optional<Facts> promote_all(const std::vector<const Facts*>& in) {
+  Facts f = *in[0];
+  for (const Facts* x : in) {
+    if (x == in[0]) continue;
+    std::optional<Facts> c = combine(f, *x);
+    if (!c) return std::nullopt;
+    f.range = join(converted(f.range, f.dtype, c->dtype), converted(x->range, x->dtype, c->dtype));
+    f.dtype = c->dtype;
+    f.weak = c->weak;
+    f.exact = c->exact;
+    f.varies = c->varies;
+  }
+  return f;
+}
+
+bool index_dtype(const Facts& f) { return f.dtype == DType::i32 || f.dtype == DType::u32; }
+bool scalar_index(const Facts& f) { return index_dtype(f) && f.shape.empty(); }
+
+// Gathers cost the indexed axis's length per result element (indexing.cpp): bounded.
+bool gather_fits(int64_t result_size, int64_t axis_length) {
+  return result_size * std::max<int64_t>(axis_length, 1) <= kMaxElements;
+}
+
+// The result of a contraction: every element sums `count` products of one element of each
+// operand. Integers wrap; floats are exact when the sum runs in order (a matmul) or has at
+// most two terms.
+std::optional<Facts> contraction(const std::vector<const Facts*>& in, Shape shape, int64_t count,
+                                 bool in_order) {
+  Facts f = *in[0];
+  Interval term = in[0]->range;
+  for (size_t k = 1; k < in.size(); ++k) {
+    std::optional<Facts> c = combine(f, *in[k]);
+    if (!c) return std::nullopt;
+    term = mul(converted(term, f.dtype, c->dtype), converted(in[k]->range, in[k]->dtype, c->dtype));
+    f = *c;
+  }
+  if (f.dtype == DType::bool_) return std::nullopt;
+  f.shape = std::move(shape);
+  const double c = static_cast<double>(count);
+  std::optional<Interval> r =
+      finish(count == 1 ? term : Interval{std::min(0.0, c * term.lo), std::max(0.0, c * term.hi)},
+             f.dtype);
+  if (!r) return std::nullopt;
+  f.range = *r;
+  if (is_float(f.dtype) && !in_order && count > 2) f.exact = false;
+  return f;
+}
+
+// einsum over the operands with one of kEinsumSpecs (explicit or implicit form).
+std::optional<Facts> einsum(const Node& n, const std::vector<const Facts*>& in) {
+  if (n.index < 0 || n.index >= static_cast<int64_t>(std::size(kEinsumSpecs))) return std::nullopt;
+  const std::string spec = kEinsumSpecs[n.index].spec;
+  const size_t arrow = spec.find("->");
+  const std::vector<std::string> subs = einsum_subscripts(spec);
+  std::string out;
+  if (subs.size() != in.size()) return std::nullopt;
+  std::map<char, int64_t> sizes;
+  std::map<char, int> counts;
+  int64_t all = 1;
+  for (size_t k = 0; k < subs.size(); ++k) {
+    if (subs[k].size() != in[k]->shape.size()) return std::nullopt;
+    for (size_t i = 0; i < subs[k].size(); ++i) {
+      auto [it, fresh] = sizes.emplace(subs[k][i], in[k]->shape[i]);
+      if (!fresh && it->second != in[k]->shape[i]) return std::nullopt;
+      if (fresh) all *= in[k]->shape[i];
+      ++counts[subs[k][i]];
+    }
+  }
+  if (arrow != std::string::npos) {
+    out = spec.substr(arrow + 2);
+  } else {  // the implicit form: the labels used once, alphabetically
+    for (const auto& [c, k] : counts)
+      if (k == 1) out += c;
+  }
+  Shape shape;
+  int64_t count = 1;
+  for (char c : out) shape.push_back(sizes.at(c));
+  for (const auto& [c, d] : sizes)
+    if (out.find(c) == std::string::npos) count *= d;
+  // The broadcast product of a batched contraction has every label's extent.
+  if (all > kMaxElements) return std::nullopt;
+  if (in.size() == 1 && count == 1) {  // a transpose or a diagonal: the elements themselves
+    Facts f = *in[0];
+    if (f.dtype == DType::bool_) return std::nullopt;
+    f.shape = shape;
+    return f;
+  }
+  return contraction(in, shape, count, kEinsumSpecs[n.index].in_order);
+}
+
 // The rules proper, on the operands' facts.
 std::optional<Facts> rule(const Program& p, const Node& n, const std::vector<const Facts*>& in);
 
@@ -619,6 +740,178 @@ std::optional<Facts> rule(const Program& p, const Node& n, const std::vector<con
       // Each output element sums its k products in order, as the eager reference does.
       return f;
     }
+    case Op::kFloor: case Op::kCeil: case Op::kRound:
+      if (!arity(1)) return std::nullopt;
+      return rounding(p, n.op, *in[0]);
+    case Op::kClip: {
+      // tj::clip is minimum(maximum(a, lo), hi), as jnp.clip: lo > hi gives hi.
+      Facts lo, hi;
+      if (n.scalar) {
+        if (!arity(1)) return std::nullopt;
+        lo = scalar_facts(*in[0], *n.scalar);
+        hi = scalar_facts(*in[0], n.scalar_hi);
+      } else {
+        if (!arity(3)) return std::nullopt;
+        lo = *in[1];
+        hi = *in[2];
+      }
+      std::optional<Facts> m = binary(p, Op::kMaximum, *in[0], lo);
+      if (!m) return std::nullopt;
+      return binary(p, Op::kMinimum, *m, hi);
+    }
+    case Op::kArgmax: case Op::kArgmin: {
+      if (!arity(1)) return std::nullopt;
+      const Facts& a = *in[0];
+      Facts f;
+      f.dtype = DType::i32;
+      int64_t count = tj::shape_size(a.shape);
+      if (!n.all_axes) {
+        std::optional<size_t> ax = n.axes.size() == 1 ? axis_of(n.axes[0], a.shape.size())
+                                                       : std::nullopt;
+        if (!ax) return std::nullopt;
+        count = a.shape[*ax];
+        f.shape = a.shape;
+        f.shape.erase(f.shape.begin() + static_cast<ptrdiff_t>(*ax));
+      }
+      if (count == 0) return std::nullopt;  // no answer (a ShapeError)
+      // The index of the best element: ties and last-bit differences would move it.
+      if (is_float(a.dtype) && !a.exact) return std::nullopt;
+      if (p.smooth && a.varies && count > 1) return std::nullopt;
+      f.range = {0, static_cast<double>(count - 1)};
+      f.varies = a.varies && count > 1;
+      return f;
+    }
+    case Op::kStack: {
+      if (in.empty()) return std::nullopt;
+      const std::optional<size_t> axis = axis_of(n.index, in[0]->shape.size() + 1);
+      if (!axis) return std::nullopt;
+      for (const Facts* x : in)
+        if (x->shape != in[0]->shape) return std::nullopt;
+      std::optional<Facts> f = promote_all(in);
+      if (!f) return std::nullopt;
+      f->shape.insert(f->shape.begin() + static_cast<ptrdiff_t>(*axis),
+                      static_cast<int64_t>(in.size()));
+      return f;
+    }
+    case Op::kTake: {
+      // Indices out of range are clamped (jnp's mode='clip'): the elements are a's.
+      if (!arity(2) || !index_dtype(*in[1])) return std::nullopt;
+      const Facts &a = *in[0], &idx = *in[1];
+      const std::optional<size_t> axis = axis_of(n.index, a.shape.size());
+      if (!axis) return std::nullopt;
+      const int64_t len = a.shape[*axis];
+      if (len == 0 && tj::shape_size(idx.shape) > 0) return std::nullopt;  // an IndexError
+      Facts f = a;
+      f.shape.assign(a.shape.begin(), a.shape.begin() + static_cast<ptrdiff_t>(*axis));
+      f.shape.insert(f.shape.end(), idx.shape.begin(), idx.shape.end());
+      f.shape.insert(f.shape.end(), a.shape.begin() + static_cast<ptrdiff_t>(*axis) + 1,
+                     a.shape.end());
+      if (!gather_fits(tj::shape_size(f.shape), len)) return std::nullopt;
+      f.weak = a.weak && a.dtype != DType::bool_;
+      f.exact = a.exact && idx.exact;
+      return f;
+    }
+    case Op::kDynamicSlice: {
+      // Starts are clamped so that the window fits (lax.dynamic_slice).
+      if (in.empty()) return std::nullopt;
+      const Facts& a = *in[0];
+      if (in.size() != a.shape.size() + 1 || n.shape.size() != a.shape.size()) return std::nullopt;
+      int64_t widest = 1;
+      for (size_t i = 0; i < a.shape.size(); ++i) {
+        if (!scalar_index(*in[i + 1]) || n.shape[i] < 0 || n.shape[i] > a.shape[i])
+          return std::nullopt;
+        widest = std::max(widest, a.shape[i]);
+      }
+      Facts f = a;
+      f.shape = n.shape;
+      if (!gather_fits(tj::shape_size(a.shape), widest)) return std::nullopt;
+      return f;
+    }
+    case Op::kDynamicUpdateSlice: {
+      if (in.size() < 2) return std::nullopt;
+      const Facts &a = *in[0], &u = *in[1];
+      if (in.size() != a.shape.size() + 2 || u.shape.size() != a.shape.size() ||
+          u.dtype != a.dtype)
+        return std::nullopt;
+      int64_t widest = 1;
+      for (size_t i = 0; i < a.shape.size(); ++i) {
+        if (!scalar_index(*in[i + 2]) || u.shape[i] > a.shape[i]) return std::nullopt;
+        widest = std::max(widest, a.shape[i]);
+      }
+      if (!gather_fits(tj::shape_size(a.shape), widest)) return std::nullopt;
+      Facts f = a;
+      f.weak = a.weak && u.weak;
+      f.range = join(a.range, u.range);
+      f.exact = a.exact && u.exact;
+      f.varies = a.varies || u.varies;
+      return f;
+    }
+    case Op::kAtSet: case Op::kAtAdd: case Op::kAtMultiply: case Op::kAtMin: case Op::kAtMax: {
+      // x.at(i): row i along axis 0 updated, the others kept; an index out of range (after
+      // negative ones count from the end) updates nothing, as JAX's scatters drop it.
+      const size_t want = 1 + !n.static_index + !n.scalar;
+      if (in.size() != want || in[0]->shape.empty()) return std::nullopt;
+      const Facts& a = *in[0];
+      if (!n.static_index && !scalar_index(*in[1])) return std::nullopt;
+      Facts row = a;
+      row.shape.erase(row.shape.begin());
+      Facts v;
+      if (n.scalar) {
+        v = scalar_facts(a, *n.scalar);
+      } else {
+        v = *in.back();
+        std::optional<Shape> s = broadcast(v.shape, row.shape);
+        if (v.dtype != a.dtype || v.shape.size() > row.shape.size() || !s || *s != row.shape)
+          return std::nullopt;
+      }
+      if (a.dtype == DType::bool_ && (n.op != Op::kAtSet || n.scalar)) return std::nullopt;
+      Facts f = a;
+      if (n.op == Op::kAtSet) {
+        f.range = join(a.range, v.range);
+        f.exact = a.exact && v.exact;
+        f.varies = a.varies || v.varies;
+      } else {
+        static constexpr Op kBinary[] = {Op::kAdd, Op::kMul, Op::kMinimum, Op::kMaximum};
+        std::optional<Facts> r =
+            binary(p, kBinary[static_cast<int>(n.op) - static_cast<int>(Op::kAtAdd)], row, v);
+        if (!r || r->dtype != a.dtype) return std::nullopt;
+        f.range = join(a.range, r->range);
+        f.exact = r->exact;
+        f.varies = r->varies;
+      }
+      f.weak = a.weak && v.weak && v.dtype == a.dtype;
+      return f;
+    }
+    case Op::kDot: {
+      // jnp.dot: a product with a scalar, matmul up to matrices, else a's last axis with b's
+      // second to last (its only one for a vector).
+      if (!arity(2)) return std::nullopt;
+      const Facts &a = *in[0], &b = *in[1];
+      if (a.shape.empty() || b.shape.empty()) return binary(p, Op::kMul, a, b);
+      const size_t kb = b.shape.size() == 1 ? 0 : b.shape.size() - 2;
+      if (a.shape.back() != b.shape[kb]) return std::nullopt;
+      Shape s(a.shape.begin(), a.shape.end() - 1);
+      for (size_t i = 0; i < b.shape.size(); ++i)
+        if (i != kb) s.push_back(b.shape[i]);
+      return contraction(in, s, a.shape.back(), true);
+    }
+    case Op::kTensordot: {
+      if (!arity(2)) return std::nullopt;
+      const Facts &a = *in[0], &b = *in[1];
+      const size_t k = static_cast<size_t>(n.index);
+      if (n.index < 0 || k > a.shape.size() || k > b.shape.size()) return std::nullopt;
+      int64_t count = 1;
+      for (size_t i = 0; i < k; ++i) {
+        if (a.shape[a.shape.size() - k + i] != b.shape[i]) return std::nullopt;
+        count *= b.shape[i];
+      }
+      Shape s(a.shape.begin(), a.shape.end() - static_cast<ptrdiff_t>(k));
+      s.insert(s.end(), b.shape.begin() + static_cast<ptrdiff_t>(k), b.shape.end());
+      return contraction(in, s, count, true);
+    }
+    case Op::kEinsum:
+      if (in.empty()) return std::nullopt;
+      return einsum(n, in);
     case Op::kAsType:
       if (!arity(1)) return std::nullopt;
       return cast(p, *in[0], n.dtype);

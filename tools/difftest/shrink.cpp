@@ -182,7 +182,13 @@ Program shrink(const Program& original, const std::function<bool(const Program&)
     }
     auto program = std::make_shared<const Program>(p);
     auto [x, y] = make_args(p);
-    const std::vector<Array> values = ProgramFn{program, std::nullopt}.node_values(x, y);
+    // Node values to turn into inputs; none when evaluating p is the failure itself (a value
+    // of another type than the rules say, an exception).
+    std::vector<Array> values;
+    try {
+      values = ProgramFn{program, std::nullopt}.node_values(x, y);
+    } catch (const std::exception&) {
+    }
     for (int i = static_cast<int>(p.nodes.size()) - 1; i >= 0 && !progress; --i) {
       const Node& n = p.nodes[static_cast<size_t>(i)];
       if (n.op == Op::kInput) continue;
@@ -195,7 +201,8 @@ Program shrink(const Program& original, const std::function<bool(const Program&)
           break;
         }
       }
-      if (!progress && accept(as_input(p, i, values[static_cast<size_t>(i)]))) progress = true;
+      if (!progress && !values.empty() && accept(as_input(p, i, values[static_cast<size_t>(i)])))
+        progress = true;
     }
     if (!progress && control_edits(p, accept)) progress = true;
   }
