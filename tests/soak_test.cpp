@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include "../tools/bench/process_memory.h"
-#include "runtime/tiered.h"
 #include "seed_model.h"
 #include "tracejit/tracejit.h"
 
@@ -30,7 +29,7 @@ TEST(Soak, TwentyThousandStepsKeepMemoryFlat) {
   auto update = tj::jit([](const seed::Params& p, const Array& x, const Array& y) {
     seed::Params g = tj::grad(seed::loss)(p, x, y);
     return tj::tree_map([](const Array& v, const Array& d) { return v - d * 0.005f; }, p, g);
-  }, {.share_code = false});  // its own code (tiered), not what earlier tests left shared
+  }, {.share_code = false});  // its own code, not what earlier tests left shared
   auto scalar = tj::jit([](const Array& v) { return v * 0.5f + 1.f; }, {.share_code = false});
   const Array x = tj::reshape(tj::arange(128, tj::DType::f32), {128, 1}) / 64.f - 1.f;
   const Array y = x * 2.f - 1.f;
@@ -41,7 +40,7 @@ TEST(Soak, TwentyThousandStepsKeepMemoryFlat) {
     v = scalar(v);
   };
   for (int i = 0; i < kWarmup; ++i) step();
-  // The optimized tier came in at the second call (tiered.h); its first calls warm up too.
+  // (With JitOptions::tiered the optimized tier would come in at the second call.)
   const double rss0 = resident_bytes(), heap0 = heap_in_use_bytes();
   for (int i = 0; i < kCalls; ++i) step();
   EXPECT_LT(resident_bytes() - rss0, 1 << 20);

@@ -50,7 +50,7 @@ TEST(Tiered, QuickCodeFirstThenTheOptimizedCodeGivesTheSameValues) {
   if (const char* env = std::getenv("TRACEJIT_TIERED"); env && std::string(env) == "0")
     GTEST_SKIP() << "TRACEJIT_TIERED=0 turns tiers off";
   const int64_t swaps = tj::detail::tier_swaps();
-  auto step = sgd_step({.share_code = false});
+  auto step = sgd_step({.share_code = false, .tiered = true});
   const Params p0{Array(0.f), Array(0.f)};
   Params first = step(p0, xs(), ys());
   expect_first_step(first);
@@ -71,11 +71,11 @@ TEST(Tiered, QuickCodeFirstThenTheOptimizedCodeGivesTheSameValues) {
 
 TEST(Tiered, OffMeansOneOptimizedCompileAndNoSwap) {
   const int64_t swaps = tj::detail::tier_swaps();
-  auto step = sgd_step({.share_code = false, .tiered = false});
+  auto step = sgd_step({.share_code = false});  // off by default
   for (int i = 0; i < 3; ++i) expect_first_step(step(Params{Array(0.f), Array(0.f)}, xs(), ys()));
   EXPECT_EQ(tj::detail::tier_swaps(), swaps);
   setenv("TRACEJIT_TIERED", "0", 1);
-  auto env_off = sgd_step({.share_code = false});
+  auto env_off = sgd_step({.share_code = false, .tiered = true});
   for (int i = 0; i < 3; ++i) expect_first_step(env_off(Params{Array(0.f), Array(0.f)}, xs(), ys()));
   unsetenv("TRACEJIT_TIERED");
   EXPECT_EQ(tj::detail::tier_swaps(), swaps);
@@ -85,7 +85,7 @@ TEST(Tiered, CallsOnSeveralThreadsDuringTheSwapStayCorrect) {
   if (const char* env = std::getenv("TRACEJIT_TIERED"); env && std::string(env) == "0")
     GTEST_SKIP() << "TRACEJIT_TIERED=0 turns tiers off";
   const int64_t swaps = tj::detail::tier_swaps();
-  auto step = sgd_step({.share_code = false});
+  auto step = sgd_step({.share_code = false, .tiered = true});
   const Params p0{Array(0.f), Array(0.f)};
   std::atomic<int> wrong{0};
   std::atomic<int> calls{0};
@@ -111,7 +111,8 @@ TEST(Tiered, CallsOnSeveralThreadsDuringTheSwapStayCorrect) {
 TEST(Tiered, ACalledOnceFunctionIsNeverOptimized) {
   const int64_t swaps = tj::detail::tier_swaps();
   for (int i = 0; i < 8; ++i) {
-    auto f = tj::jit([i](const Array& v) { return v * static_cast<float>(i) + 1.f; }, {.share_code = false});
+    auto f = tj::jit([i](const Array& v) { return v * static_cast<float>(i) + 1.f; },
+                     {.share_code = false, .tiered = true});
     EXPECT_EQ(f(Array(2.f)).item<float>(), 2.f * static_cast<float>(i) + 1.f);
   }
   EXPECT_EQ(tj::detail::tier_swaps(), swaps);

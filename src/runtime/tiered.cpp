@@ -80,7 +80,8 @@ class TieredExecutable final : public backend::Executable {
 }  // namespace
 
 bool tiers_enabled(const JitOptions& options) {
-  return options.tiered && !env_flag("TRACEJIT_TIERED", "0");
+  if (env_flag("TRACEJIT_TIERED", "0")) return false;
+  return options.tiered || env_flag("TRACEJIT_TIERED", "1") || env_flag("TRACEJIT_TIERED", "quick");
 }
 
 std::shared_ptr<const backend::Executable> compile_tiered(std::shared_ptr<const ir::Function> fn,

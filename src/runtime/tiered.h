@@ -22,8 +22,11 @@ namespace tracejit::detail {
 /// The call of a signature's quick code that compiles the optimized code (the second).
 inline constexpr int64_t kTierUpCalls = 2;
 
-/// Whether `options` asks for tiers: JitOptions::tiered and not TRACEJIT_TIERED=0.
-/// TRACEJIT_TIERED=quick keeps the quick tier alone (never optimized), for measuring it.
+/// Whether `options` asks for tiers: JitOptions::tiered or TRACEJIT_TIERED=1, and not
+/// TRACEJIT_TIERED=0. TRACEJIT_TIERED=quick keeps the quick tier alone (never optimized), for
+/// measuring it. Off by default: the tiers may differ in the last bits of some float results
+/// (the difftest's second-call check found 1-3 ulp differences), and a jitted function should
+/// not change its answer between calls.
 bool tiers_enabled(const JitOptions& options);
 
 /// Compiles `fn` with `options` at once as the quick tier; its kTierUpCalls-th call compiles
