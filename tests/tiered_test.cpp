@@ -41,14 +41,18 @@ const Array& ys() {
   return y;
 }
 
+bool tiers_off_by_env() {
+  const char* env = std::getenv("TRACEJIT_TIERED");
+  return env && std::string(env) == "0";
+}
+
 void expect_first_step(const Params& p) {
   EXPECT_NEAR(p.weight.item<float>(), 1.1f, 1e-6f);
   EXPECT_NEAR(p.bias.item<float>(), 0.4f, 1e-6f);
 }
 
 TEST(Tiered, QuickCodeFirstThenTheOptimizedCodeGivesTheSameValues) {
-  if (const char* env = std::getenv("TRACEJIT_TIERED"); env && std::string(env) == "0")
-    GTEST_SKIP() << "TRACEJIT_TIERED=0 turns tiers off";
+  if (tiers_off_by_env()) GTEST_SKIP() << "TRACEJIT_TIERED=0 turns tiers off";
   const int64_t swaps = tj::detail::tier_swaps();
   auto step = sgd_step({.share_code = false, .tiered = true});
   const Params p0{Array(0.f), Array(0.f)};
@@ -82,8 +86,7 @@ TEST(Tiered, OffMeansOneOptimizedCompileAndNoSwap) {
 }
 
 TEST(Tiered, CallsOnSeveralThreadsDuringTheSwapStayCorrect) {
-  if (const char* env = std::getenv("TRACEJIT_TIERED"); env && std::string(env) == "0")
-    GTEST_SKIP() << "TRACEJIT_TIERED=0 turns tiers off";
+  if (tiers_off_by_env()) GTEST_SKIP() << "TRACEJIT_TIERED=0 turns tiers off";
   const int64_t swaps = tj::detail::tier_swaps();
   auto step = sgd_step({.share_code = false, .tiered = true});
   const Params p0{Array(0.f), Array(0.f)};

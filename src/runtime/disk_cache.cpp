@@ -23,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "backend/orc_jit.h"
 #include "base/fingerprint.h"
+#include "runtime/file_io.h"
 
 #ifndef TRACEJIT_VERSION_STRING
 #error "src/CMakeLists.txt defines TRACEJIT_VERSION_STRING for this file"
@@ -79,15 +80,6 @@ uint64_t checksum_of(std::string_view entry) {
 
 // ---- Files ----
 
-struct Fd {
-  int fd;
-  explicit Fd(int f) : fd(f) {}
-  Fd(const Fd&) = delete;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 void warn(const std::string& message) { std::cerr << "[jit] warning: " << message << "\n"; }
 
 // One warning per directory that cannot be used, not one per compilation.
@@ -137,16 +129,6 @@ bool read_all(int fd, std::string& out, size_t size) {
     ssize_t n = ::read(fd, out.data() + done, size - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return out.resize(done), false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-bool write_all(int fd, std::string_view bytes) {
-  for (size_t done = 0; done < bytes.size();) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
     done += static_cast<size_t>(n);
   }
   return true;

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "ir/dot.h"
+#include "runtime/file_io.h"
 
 namespace tracejit::detail {
 namespace {
@@ -42,26 +43,6 @@ void warn_dump_failure(const std::string& dir, const std::string& what) {
   std::cerr << "[jit] warning: " << what << " (TRACEJIT_DUMP_DIR=" << dir
             << "): no dumps are written there; compiled code runs as usual. Point "
                "TRACEJIT_DUMP_DIR at a writable directory\n";
-}
-
-// Closes a file descriptor when it goes out of scope.
-struct Fd {
-  int fd;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-// Writes all of `text` and a newline to `fd`; false on any short or failed write.
-bool write_all(int fd, std::string text) {
-  text += '\n';
-  for (size_t done = 0; done < text.size();) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
 }
 
 // A dump file, created relative to the directory and never through a symlink planted in it.
@@ -132,7 +113,7 @@ void write_dumps(const std::string& name, const ir::Function& traced, const back
   for (const auto& [suffix, text] : files) {
     std::string file = base + suffix;
     Fd out{open_dump(dir_fd.fd, file)};
-    if (out.fd < 0 || !write_all(out.fd, text))
+    if (out.fd < 0 || !write_all(out.fd, text + "\n"))
       return warn_dump_failure(
           dir, absl::StrCat("cannot write dump file ", file, " (", std::strerror(errno), ")"));
   }

@@ -93,11 +93,6 @@ std::shared_ptr<const backend::Executable> compile_tiered(std::shared_ptr<const 
   return std::make_shared<TieredExecutable>(std::move(code), std::move(fn), options);
 }
 
-bool runs_optimized(const backend::Executable& exe) {
-  const auto* tiered = dynamic_cast<const TieredExecutable*>(&exe);
-  return tiered ? tiered->optimized() : true;
-}
-
 int64_t tier_swaps() { return g_tier_swaps.load(std::memory_order_relaxed); }
 
 }  // namespace tracejit::detail

@@ -34,9 +34,6 @@ bool tiers_enabled(const JitOptions& options);
 std::shared_ptr<const backend::Executable> compile_tiered(std::shared_ptr<const ir::Function> fn,
                                                           const backend::CompileOptions& options);
 
-/// True when `exe` (from compile_tiered) runs its optimized code now.
-bool runs_optimized(const backend::Executable& exe);
-
 /// How many times, in this process, optimized code replaced quick code.
 int64_t tier_swaps();
 
