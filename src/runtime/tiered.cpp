@@ -84,6 +84,25 @@ bool tiers_enabled(const JitOptions& options) {
   return options.tiered || env_flag("TRACEJIT_TIERED", "1") || env_flag("TRACEJIT_TIERED", "quick");
 }
 
+bool quick_tier_exact(const ir::Function& fn, bool fast_math) {
+  if (fast_math) return false;
+  std::vector<const ir::Function*> todo{&fn};
+  while (!todo.empty()) {  // iterative: programs nest regions deeply
+    const ir::Function* f = todo.back();
+    todo.pop_back();
+    for (const ir::Eqn& e : f->eqns) {
+      if (e.prim == ir::Prim::kReduceSum && is_float(f->type(e.out[0]).dtype)) return false;
+      for (const auto& r : e.params.regions) todo.push_back(r.get());
+    }
+  }
+  return true;
+}
+
+bool use_tiers(const ir::Function& fn, const JitOptions& options) {
+  return tiers_enabled(options) &&
+         (env_flag("TRACEJIT_TIERED", "quick") || quick_tier_exact(fn, options.fast_math));
+}
+
 std::shared_ptr<const backend::Executable> compile_tiered(std::shared_ptr<const ir::Function> fn,
                                                           const backend::CompileOptions& options) {
   backend::CompileOptions quick = options;

@@ -1224,7 +1224,9 @@ void register_compile() {
 // First calls (issue 13): a new jit object of the seed's SGD step (n=128), timed from its
 // creation to its first result (trace, passes, code, one call), by where its code comes from:
 //   quick      the quick tier (LLVM's light pipeline); its tier-up to optimized code is off here
-//              (TRACEJIT_TIERED=quick), so every call of it runs the quick code
+//              (TRACEJIT_TIERED=quick), so every call of it runs the quick code. Only this mode
+//              gives the step a quick tier: under tiered=true its float sums compile optimized
+//              at once, as the tiers would sum them in different orders
 //   (optimized: compile/update/tracejit above, one compile at full optimization)
 //   shared     code another jit object compiled in this process
 //   disk       an entry of the disk cache (written before the timing); no code sharing
@@ -1337,10 +1339,10 @@ void register_first_call() {
       benchmark::DoNotOptimize(p);
     }
   });
-  g_rows.push_back({"first call, quick tier, update n=128", "update/128/cpp", c + "quick"});
+  g_rows.push_back({"first call, quick tier (TRACEJIT_TIERED=quick), update n=128", "update/128/cpp", c + "quick"});
   g_rows.push_back({"first call, shared code, update n=128", "update/128/cpp", c + "shared"});
   g_rows.push_back({"first call, disk cache, update n=128", "update/128/cpp", c + "disk"});
-  g_rows.push_back({"first call in a fresh process, quick tier", "update/128/cpp", c + "fresh_process/quick"});
+  g_rows.push_back({"first call in a fresh process, quick tier (=quick)", "update/128/cpp", c + "fresh_process/quick"});
   g_rows.push_back({"first call in a fresh process, disk cache", "update/128/cpp", c + "fresh_process/disk"});
   g_rows.push_back({"SGD update step n=128, quick tier code", "update/128/cpp", "update/128/tracejit_quick"});
 }
