@@ -3,6 +3,9 @@
 // builds them: jacfwd pushes the columns of an identity through jvp under one vmap, jacrev
 // pulls its rows back through one vjp under one vmap, and hessian is jacfwd of jacrev.
 #include <cstddef>
+#include <map>
+#include <span>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -15,16 +18,40 @@
 namespace tracejit {
 namespace detail {
 
-/// The n x n identity of `dtype`, [n, n].
-Array identity(int64_t n, DType dtype);
 /// The basis of a tree's tangent space: leaf i gets the identity's columns of its elements,
 /// [total, leaf shape...], where `total` counts every element of the tree.
 std::vector<Array> basis_leaves(std::span<const Array> leaves);
-/// Jacobian blocks from `stacked` ([total, out shape...], one row per input element): leaf i's
-/// rows, as [out shape..., leaf shape...].
-std::vector<Array> jacobian_blocks(const Array& stacked, std::span<const Array> leaves);
-/// Rows pulled back per output element ([out size, leaf shape...]) as [out shape..., leaf shape...].
-Array unflatten_rows(const Array& rows, const Shape& out_shape, const Shape& leaf_shape);
+/// Jacobian blocks indexed [output leaf][input leaf]: d out_k / d in_i, as
+/// [out_k shape..., in_i shape...].
+using JacobianBlocks = std::vector<std::vector<Array>>;
+/// The blocks from jvp's columns: `stacked[k]` is output leaf k pushed forward along each input
+/// element, [input total, out_k shape...].
+JacobianBlocks jacobian_blocks(std::span<const Array> stacked, std::span<const Array> in_leaves);
+/// The blocks from vjp's rows: `rows[i]` is input leaf i's cotangent for each output element
+/// of the output basis, [output total, in_i shape...].
+JacobianBlocks unflatten_rows(std::span<const Array> rows, std::span<const Array> out_leaves,
+                              std::span<const Array> in_leaves);
+
+/// The Jacobian in the caller's types: an Array output keeps the argument's type X (an Array
+/// when X is); a pytree output R over an Array argument is R; over a pytree argument, C++ has
+/// no "R whose leaves are X", so it is a map from each output leaf's keystr to an X.
+template <class R, class X>
+auto assemble_jacobian(const TreeDef& out_def, const TreeDef& in_def, const JacobianBlocks& blocks) {
+  if constexpr (std::is_same_v<R, Array>) {
+    if constexpr (std::is_same_v<X, Array>) return blocks[0][0];
+    else return tree_unflatten<X>(in_def, blocks[0]);
+  } else if constexpr (std::is_same_v<X, Array>) {
+    std::vector<Array> per_out;
+    for (const std::vector<Array>& b : blocks) per_out.push_back(b[0]);
+    return tree_unflatten<R>(out_def, per_out);
+  } else {
+    std::map<std::string, X> out;
+    const std::vector<KeyPath> paths = leaf_key_paths(out_def);
+    for (size_t k = 0; k < blocks.size(); ++k)
+      out.emplace(keystr(paths[k]), tree_unflatten<X>(in_def, blocks[k]));
+    return out;
+  }
+}
 
 /// `f(args...)` with argument N replaced by `x`.
 template <size_t N, class F, class Tuple, class X>
@@ -50,33 +77,24 @@ class JacobianFn {
     const std::tuple<const Args&...> all(args...);
     const X x = X(std::get<N>(all));
     F& f = *f_;
-    auto at = [&](const X& xx) { return Array(call_with<N>(f, all, xx)); };
-    using R = std::remove_cvref_t<decltype(call_with<N>(f, all, x))>;
-    static_assert(std::is_same_v<arrayified_t<R>, Array>,
-                  "tracejit: jacfwd and jacrev take a function returning one Array");
-    Flattened flat = tree_flatten(x);
-    std::vector<Array> blocks;
+    auto at = [&](const X& xx) { return call_with<N>(f, all, xx); };
+    using R = arrayified_t<decltype(call_with<N>(f, all, x))>;
+    const Flattened in = tree_flatten(x);
     if constexpr (kForward) {
       // One tangent per input element, all pushed through jvp at once.
-      const X basis = tree_unflatten<X>(flat.def, basis_leaves(flat.leaves));
-      const Array cols = vmap([&](const X& t) { return jvp(at, std::tuple{x}, std::tuple{t}).second; })(basis);
-      blocks = jacobian_blocks(cols, flat.leaves);
+      const X basis = tree_unflatten<X>(in.def, basis_leaves(in.leaves));
+      const R cols = vmap([&](const X& t) { return jvp(at, std::tuple{x}, std::tuple{t}).second; })(basis);
+      const Flattened c = tree_flatten(cols);
+      return assemble_jacobian<R, X>(c.def, in.def, jacobian_blocks(c.leaves, in.leaves));
     } else {
-      // One cotangent per output element, all pulled back through one vjp at once.
+      // One cotangent per output element across all output leaves, pulled back through one
+      // vjp at once.
       auto [out, pull] = vjp(at, x);
-      const Shape out_shape = out.shape();
-      const Array eye = reshape(identity(out.size(), out.dtype()), [&] {
-        Shape s{out.size()};
-        s.insert(s.end(), out_shape.begin(), out_shape.end());
-        return s;
-      }());
-      const X rows = vmap([&](const Array& ct) { return std::get<0>(pull(ct)); })(eye);
-      const Flattened r = tree_flatten(rows);
-      for (size_t i = 0; i < r.leaves.size(); ++i)
-        blocks.push_back(unflatten_rows(r.leaves[i], out_shape, flat.leaves[i].shape()));
+      const Flattened o = tree_flatten(out);
+      const R basis = tree_unflatten<R>(o.def, basis_leaves(o.leaves));
+      const X rows = vmap([&](const R& ct) { return std::get<0>(pull(ct)); })(basis);
+      return assemble_jacobian<R, X>(o.def, in.def, unflatten_rows(tree_leaves(rows), o.leaves, in.leaves));
     }
-    if constexpr (std::is_same_v<X, Array>) return blocks[0];
-    else return tree_unflatten<X>(flat.def, blocks);
   }
 
  private:
@@ -85,9 +103,13 @@ class JacobianFn {
 
 }  // namespace detail
 
-/// The Jacobian of `f` (returning one Array) with respect to argument N, by forward mode: an
-/// Array of shape out.shape + in.shape for an Array argument; for a pytree argument, the
-/// argument's type with each leaf of shape out.shape + leaf.shape.
+/// The Jacobian of `f` with respect to argument N, by forward mode (JAX's jacfwd). For an Array
+/// output: an Array of shape out.shape + in.shape for an Array argument; for a pytree
+/// argument, the argument's type with each leaf of shape out.shape + leaf.shape. For a pytree
+/// output R: over an Array argument, an R whose leaf k has shape out_k.shape + in.shape (as
+/// JAX); over a pytree argument X, a `std::map<std::string, X>` keyed by tj::keystr of each
+/// output leaf's path, its leaves of shape out_k.shape + in_leaf.shape: the nearest C++
+/// spelling of JAX's R-of-X (JAX's `J.weight.bias` is `J.at(".weight").bias`).
 template <size_t N = 0, class F>
 auto jacfwd(F f) {
   return detail::JacobianFn<F, N, true>(std::move(f));
@@ -97,7 +119,9 @@ template <size_t N = 0, class F>
 auto jacrev(F f) {
   return detail::JacobianFn<F, N, false>(std::move(f));
 }
-/// The Hessian of a scalar `f` with respect to argument N: jacfwd(jacrev(f)).
+/// The Hessian of a scalar `f` with respect to argument N: jacfwd(jacrev(f)). Over a pytree
+/// argument X it is a `std::map<std::string, X>`: `hessian(loss)(params, x, y).at(".weight").bias`
+/// is d2 loss / (d weight d bias), JAX's `H.weight.bias`.
 template <size_t N = 0, class F>
 auto hessian(F f) {
   return jacfwd<N>(jacrev<N>(std::move(f)));
