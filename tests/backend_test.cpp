@@ -82,7 +82,7 @@ std::vector<double> edge_values(DType d) {
 // An array of `type` from doubles (each converted as a C++ cast would, with bool = nonzero).
 Array make_array(const ir::Type& type, const std::vector<double>& values) {
   Array a = detail::make_concrete(type);
-  void* p = a.impl()->buffer->data();
+  void* p = a.impl()->elements;
   for (size_t i = 0; i < values.size(); ++i) {
     double v = values[i];
     switch (type.dtype) {

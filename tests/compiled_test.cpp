@@ -293,4 +293,23 @@ TEST(JitCallPath, SmallResultsFreedOnAnotherThread) {
   }
 }
 
+TEST(JitCallPath, SmallArraysOutliveWhatTheyWereMadeFrom) {
+  // Arrays of up to 64 bytes keep their elements inline, in their own block: a reshape of one,
+  // and a trace's constant taken from one, must own what they read once it is freed (and its
+  // block reused by the next small array).
+  Array a = tj::array({1.f, 2.f, 3.f, 4.f});
+  Array r = tj::reshape(a, {2, 2});
+  a = Array();
+  std::vector<Array> reuse;
+  for (int i = 0; i < 8; ++i) reuse.push_back(tj::array({-9.f, -9.f, -9.f, -9.f}));
+  EXPECT_EQ(vec(tj::reshape(r, {4})), (std::vector<float>{1, 2, 3, 4}));
+  auto held = std::make_shared<Array>(tj::array({10.f, 20.f}));
+  auto f = tj::jit([held](const Array& x) { return x + *held; });  // *held is traced as a constant
+  const Array x = tj::array({1.f, 2.f});
+  EXPECT_EQ(vec(f(x)), (std::vector<float>{11, 22}));
+  *held = tj::array({0.f, 0.f});  // frees the traced array; the compiled code keeps its values
+  for (int i = 0; i < 8; ++i) reuse.push_back(tj::array({-9.f, -9.f}));
+  EXPECT_EQ(vec(f(x)), (std::vector<float>{11, 22}));
+}
+
 }  // namespace

@@ -48,7 +48,9 @@ auto assemble_jacobian(const TreeDef& out_def, const TreeDef& in_def, const Jaco
     std::map<std::string, X> out;
     const std::vector<KeyPath> paths = leaf_key_paths(out_def);
     for (size_t k = 0; k < blocks.size(); ++k)
-      out.emplace(keystr(paths[k]), tree_unflatten<X>(in_def, blocks[k]));
+      if (!out.emplace(keystr(paths[k]), tree_unflatten<X>(in_def, blocks[k])).second)
+        throw TreeError("[jacobian] two output leaves have the key path '" + keystr(paths[k]) +
+                        "', so the Jacobian's map cannot hold both; rename a map key of the output");
     return out;
   }
 }

@@ -85,7 +85,15 @@ struct Block {
   std::vector<ir::Type> input_types;
   std::vector<int> input_slots;
   std::vector<std::pair<int, Array>> constants;
-  std::vector<std::pair<int, ir::Type>> temporaries;  // kernel results, allocated per frame
+  struct Temporary {
+    int slot;
+    ir::Type type;
+    int64_t bytes;
+  };
+  std::vector<Temporary> temporaries;  // kernel results, allocated per frame
+  void add_temporary(int slot, const ir::Type& type) {
+    temporaries.push_back({slot, type, type.size() * dtype_size(type.dtype)});
+  }
   std::vector<Step> steps;                            // in order
   std::vector<HostCall> host_calls;
   std::vector<RegionStep> regions;
@@ -95,12 +103,15 @@ struct Block {
   // Per output: the slot a caller may point at its own buffer before the block runs (the
   // output is then written there directly), or -1 when it must be copied out afterwards.
   std::vector<int> redirect;
-  // Kernels only, over few slots: the root block then runs on stack arrays (run_flat).
+  // Kernels only, over few slots and temporaries: the root block then runs on stack arrays
+  // (run_flat), its temporaries' owners indexed by temporary_of_slot (-1: not a temporary).
   bool flat = false;
+  std::vector<int> temporary_of_slot;
 };
 
-// The most slots a flat block has.
-constexpr size_t kFlatMaxSlots = 16;
+// The most slots and temporaries a flat block has: a 64-leaf call is 65 slots and one temporary.
+constexpr size_t kFlatMaxSlots = 256;
+constexpr size_t kFlatMaxTemporaries = 16;
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -289,7 +300,7 @@ std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& pla
     }
     if (!e.out.empty()) {
       call.result_slot = plan.slot[static_cast<size_t>(e.out[0])];
-      block->temporaries.emplace_back(call.result_slot, fn.type(e.out[0]));
+      block->add_temporary(call.result_slot, fn.type(e.out[0]));
     }
     block->steps.push_back(Step{.host = static_cast<int>(block->host_calls.size())});
     block->host_calls.push_back(std::move(call));
@@ -339,8 +350,8 @@ std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& pla
       block->regions.push_back(std::move(r));
     } else {
       for (ir::VarId r : kernel.roots)
-        block->temporaries.emplace_back(plan.slot[static_cast<size_t>(r)], fn.type(r));
-      for (const auto& partial : kernel.partials) block->temporaries.push_back(partial);
+        block->add_temporary(plan.slot[static_cast<size_t>(r)], fn.type(r));
+      for (const auto& [slot, type] : kernel.partials) block->add_temporary(slot, type);
       if (kernel.runs) {
         Step step;
         step.fn = reinterpret_cast<KernelFn>(module.symbol(kernel_symbol(prefix, k)));
@@ -366,7 +377,13 @@ std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& pla
     block->output_moves.push_back(o.kind == Source::kSlot && !later);
   }
   block->redirect = plan.redirect;
-  block->flat = block->regions.empty() && block->host_calls.empty() && block->num_slots <= kFlatMaxSlots;
+  block->flat = block->regions.empty() && block->host_calls.empty() && block->num_slots <= kFlatMaxSlots &&
+                block->temporaries.size() <= kFlatMaxTemporaries;
+  if (block->flat) {
+    block->temporary_of_slot.assign(block->num_slots, -1);
+    for (size_t j = 0; j < block->temporaries.size(); ++j)
+      block->temporary_of_slot[static_cast<size_t>(block->temporaries[j].slot)] = static_cast<int>(j);
+  }
   return block;
 }
 
@@ -386,10 +403,10 @@ struct RegionState {
 // One run of a block: its slot array and the buffers it owns.
 struct Frame {
   explicit Frame(const Block& b) : block(b), slots(b.num_slots, nullptr), buffers(b.num_slots) {
-    for (const auto& [slot, value] : b.constants) slots[static_cast<size_t>(slot)] = value.impl()->buffer->data();
-    for (const auto& [slot, type] : b.temporaries) {
+    for (const auto& [slot, value] : b.constants) slots[static_cast<size_t>(slot)] = value.impl()->elements;
+    for (const auto& [slot, type, bytes] : b.temporaries) {
       Array& a = buffers[static_cast<size_t>(slot)];
-      a = detail::make_concrete(type);
+      a = detail::make_concrete(type, bytes);
       slots[static_cast<size_t>(slot)] = a.impl()->elements;
     }
     regions.resize(b.regions.size());
@@ -397,7 +414,7 @@ struct Frame {
   const void* ptr(const Source& s) const {
     switch (s.kind) {
       case Source::kInput: return slots[static_cast<size_t>(block.input_slots[static_cast<size_t>(s.index)])];
-      case Source::kConstant: return s.constant.impl()->buffer->data();
+      case Source::kConstant: return s.constant.impl()->elements;
       case Source::kSlot: return slots[static_cast<size_t>(s.index)];
     }
     return nullptr;
@@ -442,7 +459,7 @@ std::vector<Array> allocate(std::span<const ir::Type> types) {
   return out;
 }
 
-void* data(const Array& a) { return a.impl()->buffer->data(); }
+void* data(const Array& a) { return a.impl()->elements; }
 
 void copy_into(const Array& dst, const void* src, int64_t bytes) {
   if (bytes > 0) std::memcpy(data(dst), src, static_cast<size_t>(bytes));
@@ -671,13 +688,17 @@ void run_frame(Frame& f, const void* const* inputs) {
   }
 }
 
-// The Arrays owning a flat block's temporaries, on the stack: only the block's slots are
-// constructed (a Frame's inline vectors are zeroed whole, which cost a scalar call ~10%).
+// The Arrays owning a flat block's temporaries, on the stack: only the block's temporaries are
+// constructed (a Frame's inline vectors are zeroed whole, which cost a scalar call ~10%), each
+// in place by make_concrete: assigning its result instead read the handle back with one wide
+// load over two narrow stores, a store-forwarding stall per result.
 class SlotArrays {
  public:
-  explicit SlotArrays(size_t n) : n_(n) {
-    // Array() is out of line (a call through the PLT per slot); this constructor is inline.
-    for (size_t i = 0; i < n; ++i) new (&raw_[i]) Array(std::shared_ptr<detail::ArrayImpl>());
+  SlotArrays() = default;
+  Array& add(const ir::Type& type, int64_t bytes) {
+    Array* a = new (&raw_[n_]) Array(detail::make_concrete(type, bytes));
+    ++n_;  // after: a throw leaves nothing to destroy
+    return *a;
   }
   ~SlotArrays() {
     for (size_t i = 0; i < n_; ++i) at(i).~Array();
@@ -687,8 +708,8 @@ class SlotArrays {
   Array& at(size_t i) { return *std::launder(reinterpret_cast<Array*>(&raw_[i])); }
 
  private:
-  size_t n_;
-  alignas(Array) unsigned char raw_[kFlatMaxSlots][sizeof(Array)];
+  size_t n_ = 0;
+  alignas(Array) unsigned char raw_[kFlatMaxTemporaries][sizeof(Array)];
 };
 
 // Hands the root block's results to the caller: inputs and constants shared, the buffers of
@@ -714,17 +735,16 @@ void take_outputs(const Block& b, const Array* const* inputs, Array* outputs, Ow
 void run_flat(const Block& b, const Array* const* inputs, Array* outputs) {
   void* slots[kFlatMaxSlots];
   for (size_t i = 0; i < b.num_slots; ++i) slots[i] = nullptr;
-  SlotArrays owned(b.num_slots);
+  SlotArrays owned;
   for (const auto& [slot, value] : b.constants) slots[static_cast<size_t>(slot)] = value.impl()->elements;
-  for (const auto& [slot, type] : b.temporaries) {
-    Array& a = owned.at(static_cast<size_t>(slot));
-    a = detail::make_concrete(type);
-    slots[static_cast<size_t>(slot)] = a.impl()->elements;
-  }
+  for (const auto& [slot, type, bytes] : b.temporaries)
+    slots[static_cast<size_t>(slot)] = owned.add(type, bytes).impl()->elements;
   for (size_t i = 0; i < b.input_slots.size(); ++i)
     slots[static_cast<size_t>(b.input_slots[i])] = inputs[i]->impl()->elements;
   for (const Step& step : b.steps) run_step(step, slots);
-  take_outputs(b, inputs, outputs, [&](size_t slot) -> Array& { return owned.at(slot); });
+  take_outputs(b, inputs, outputs, [&](size_t slot) -> Array& {
+    return owned.at(static_cast<size_t>(b.temporary_of_slot[slot]));
+  });
 }
 
 class CompiledProgram final : public Executable {

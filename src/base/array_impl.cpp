@@ -1,6 +1,7 @@
 // The array implementation's constructors: concrete arrays over host buffers.
 #include "base/array_impl.h"
 
+#include <cstring>
 #include <fstream>
 #include <new>
 #include <string>
@@ -34,18 +35,55 @@ int64_t available_memory() {
                        "; use smaller arrays or free memory first");
 }
 
+// Arrays of at most this many bytes keep their elements in their ArrayImpl's block: one
+// free-list block and one reference count per array instead of two of each (a jitted call's
+// scalar results).
+constexpr int64_t kInlineBytes = 64;
+
+struct InlineArrayImpl final : ArrayImpl {
+  // User-provided, so allocate_shared leaves `storage` unzeroed; the type copy-constructed.
+  explicit InlineArrayImpl(const base::Type& t) : ArrayImpl{t} { elements = storage; }
+  alignas(base::kBufferAlign) unsigned char storage[kInlineBytes];
+};
+
+int64_t bytes_of(const base::Type& type) { return type.size() * dtype_size(type.dtype); }
+
 }  // namespace
 
-Array make_concrete(const base::Type& type) {
-  const int64_t bytes = type.size() * dtype_size(type.dtype);
+Array make_concrete(const base::Type& type, int64_t bytes) {
   if (bytes >= kCheckedAllocationBytes)
     if (int64_t available = available_memory(); available >= 0 && bytes > available)
       out_of_memory(type, bytes, available);
   try {
+    if (bytes <= kInlineBytes) {
+      return Array(std::allocate_shared<InlineArrayImpl>(base::FreeListAllocator<InlineArrayImpl>(), type));
+    }
     return array_over(type, base::make_buffer(bytes));
   } catch (const std::bad_alloc&) {
     out_of_memory(type, bytes, available_memory());
   }
+}
+
+Array make_concrete(const base::Type& type) { return make_concrete(type, bytes_of(type)); }
+
+std::shared_ptr<base::Buffer> shared_buffer(const ArrayImpl& impl) {
+  if (impl.buffer != nullptr) return impl.buffer;
+  const int64_t bytes = bytes_of(impl.type);
+  std::shared_ptr<base::Buffer> copy = base::make_buffer(bytes);
+  if (bytes > 0) std::memcpy(copy->data(), impl.elements, static_cast<size_t>(bytes));
+  return copy;
+}
+
+Array retyped(const ArrayImpl& impl, const base::Type& type) {
+  if (impl.buffer != nullptr || impl.is_tracer()) {
+    auto view = std::allocate_shared<ArrayImpl>(base::FreeListAllocator<ArrayImpl>(), impl);
+    view->type = type;
+    return Array(std::move(view));
+  }
+  const int64_t bytes = bytes_of(type);
+  Array out = make_concrete(type, bytes);
+  if (bytes > 0) std::memcpy(out.impl()->elements, impl.elements, static_cast<size_t>(bytes));
+  return out;
 }
 
 void rethrow_as(std::string_view op, const ResourceError& e) {

@@ -14,10 +14,13 @@ class TraceState;
 
 struct ArrayImpl {
   base::Type type;
-  std::shared_ptr<base::Buffer> buffer;  // concrete: the elements, row-major
-  std::shared_ptr<TraceState> trace;        // tracer: the trace that owns `var`
+  // Concrete: the buffer of the elements, row-major; null when they are inline, in this
+  // object's own block (small arrays: make_concrete). To keep them beyond the array, take
+  // shared_buffer(); to view them as another type, retyped().
+  std::shared_ptr<base::Buffer> buffer;
+  std::shared_ptr<TraceState> trace;  // tracer: the trace that owns `var`
   int32_t var = -1;  // the trace's ir::VarId
-  void* elements = nullptr;  // concrete: buffer->data() (array_over sets both), one load nearer
+  void* elements = nullptr;  // concrete: the elements, in `buffer` or inline
 
   bool is_tracer() const { return trace != nullptr; }
   template <class T>
@@ -27,10 +30,18 @@ struct ArrayImpl {
 /// A concrete array over a fresh, uninitialised buffer of `type`. Throws ResourceError
 /// "[alloc] cannot allocate ..." when the memory is not there (rethrow_as names the operation).
 Array make_concrete(const base::Type& type);
+/// The same, for a caller that knows the byte size (type.size() times the dtype's size).
+Array make_concrete(const base::Type& type, int64_t bytes);
 /// Rethrows an allocation's ResourceError as the operation `op`'s.
 [[noreturn]] void rethrow_as(std::string_view op, const ResourceError& e);
 /// A concrete array of `type` over `buffer` (shared, not copied).
 Array array_over(const base::Type& type, std::shared_ptr<base::Buffer> buffer);
+/// A buffer holding `impl`'s elements that outlives it (a trace's constants): its own buffer,
+/// or a copy of inline elements.
+std::shared_ptr<base::Buffer> shared_buffer(const ArrayImpl& impl);
+/// `impl`'s value as type `type` of the same byte size (a reshape, a weak-type change): shares
+/// its buffer (a tracer: its variable), or copies inline elements.
+Array retyped(const ArrayImpl& impl, const base::Type& type);
 /// The concrete buffer of `a`; throws ConcretizationError naming `op` when `a` is a tracer.
 const ArrayImpl& concrete_impl(const Array& a, std::string_view op);
 /// The impl of a valid Array; throws tj::Error naming `op` for a default-constructed one.

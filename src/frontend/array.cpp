@@ -33,7 +33,7 @@ Array array_from_data(DType dtype, const void* data, int64_t count, const Shape&
                       shape_size(shape), " elements)");
   Array a = make_concrete(ir::Type{dtype, shape, false});
   if (count > 0)  // an empty vector's data() may be null, which memcpy must not see
-    std::memcpy(a.impl()->buffer->data(), data, static_cast<size_t>(count * dtype_size(dtype)));
+    std::memcpy(a.impl()->elements, data, static_cast<size_t>(count * dtype_size(dtype)));
   return a;
 }
 
@@ -56,7 +56,7 @@ Array::Array() = default;
 
 Array Array::scalar(DType dtype, double value, bool weak) {
   Array a = detail::make_concrete(ir::Type{dtype, {}, weak});
-  void* p = a.impl_->buffer->data();
+  void* p = a.impl_->elements;
   switch (dtype) {
     case DType::f32: *static_cast<float*>(p) = static_cast<float>(value); break;
     case DType::f64: *static_cast<double*>(p) = value; break;
@@ -80,7 +80,7 @@ void Array::read_elements(DType as, void* out, int64_t count, const char* op) co
   if (count >= 0 && count != n)
     raise<ShapeError>(op, "needs an array of size ", count, ", got ", ir::type_str(impl.type),
                       count == 1 ? "; index it first, e.g. a[0], or use to_vector()" : "");
-  const void* src = impl.buffer->data();
+  const void* src = impl.elements;
   detail::dispatch(as, [&]<class To>() {
     detail::convert_elements(impl.type.dtype, src, static_cast<To*>(out), n);
   });
@@ -116,7 +116,7 @@ std::string Array::str() const {
   if (!valid()) return "Array(uninitialized)";
   if (impl_->is_tracer())
     return absl::StrCat("Traced<", ir::type_str(impl_->type), ">(trace '", impl_->trace->name(), "')");
-  return detail::format_array(impl_->type.dtype, impl_->type.shape, impl_->buffer->data());
+  return detail::format_array(impl_->type.dtype, impl_->type.shape, impl_->elements);
 }
 
 std::ostream& operator<<(std::ostream& os, const Array& a) { return os << a.str(); }

@@ -70,7 +70,7 @@ class Simplifier {
     Array value = detail::eval_eager(e.prim, in, e.params, {&t, 1})[0];
     ir::VarId c = fn_.new_var(t);
     fn_.const_vars.push_back(c);
-    fn_.const_values.push_back(value.impl()->buffer);
+    fn_.const_values.push_back(detail::shared_buffer(*value.impl()));
     const_of_[c] = value;
     subst_.replace(e.out[0], c);
     return true;

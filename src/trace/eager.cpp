@@ -20,7 +20,7 @@ namespace {
 using ir::Prim;
 
 template <class T>
-T* out_data(Array& a) { return static_cast<T*>(a.impl()->buffer->data()); }
+T* out_data(Array& a) { return static_cast<T*>(a.impl()->elements); }
 template <class T>
 const T* in_data(const Array& a) { return a.impl()->data<T>(); }
 
@@ -264,7 +264,7 @@ void eval_into(Prim p, std::span<const Array> in, const ir::Params& params, Arra
       });
       return;
     case Prim::kStopGradient: case Prim::kReshape:
-      std::memcpy(out.impl()->buffer->data(), in[0].impl()->buffer->data(),
+      std::memcpy(out.impl()->elements, in[0].impl()->elements,
                   static_cast<size_t>(n * dtype_size(ot.dtype)));
       return;
     case Prim::kConvert:
@@ -277,7 +277,7 @@ void eval_into(Prim p, std::span<const Array> in, const ir::Params& params, Arra
       });
       return;
     case Prim::kBitcast:
-      std::memcpy(out.impl()->buffer->data(), in[0].impl()->buffer->data(),
+      std::memcpy(out.impl()->elements, in[0].impl()->elements,
                   static_cast<size_t>(n * dtype_size(ot.dtype)));
       return;
     case Prim::kAdd: case Prim::kMul: case Prim::kDiv: case Prim::kPow: case Prim::kMax:
@@ -349,31 +349,31 @@ void eval_into(Prim p, std::span<const Array> in, const ir::Params& params, Arra
       std::vector<int64_t> xst = row_major_strides(xs), src(ot.shape.size(), 0);
       for (size_t i = 0; i < params.axes.size(); ++i)
         if (xs[i] != 1) src[static_cast<size_t>(params.axes[i])] = xst[i];
-      strided_copy(ot.dtype, ot.shape, in[0].impl()->buffer->data(), 0, src,
-                   out.impl()->buffer->data(), 0, row_major_strides(ot.shape));
+      strided_copy(ot.dtype, ot.shape, in[0].impl()->elements, 0, src,
+                   out.impl()->elements, 0, row_major_strides(ot.shape));
       return;
     }
     case Prim::kTranspose: {
       std::vector<int64_t> xst = row_major_strides(in[0].shape()), src;
       for (int64_t a : params.axes) src.push_back(xst[static_cast<size_t>(a)]);
-      strided_copy(ot.dtype, ot.shape, in[0].impl()->buffer->data(), 0, src,
-                   out.impl()->buffer->data(), 0, row_major_strides(ot.shape));
+      strided_copy(ot.dtype, ot.shape, in[0].impl()->elements, 0, src,
+                   out.impl()->elements, 0, row_major_strides(ot.shape));
       return;
     }
     case Prim::kSlice: {
       std::vector<int64_t> xst = row_major_strides(in[0].shape());
       int64_t base = 0;
       for (size_t i = 0; i < xst.size(); ++i) base += params.axes[i] * xst[i];
-      strided_copy(ot.dtype, ot.shape, in[0].impl()->buffer->data(), base, xst,
-                   out.impl()->buffer->data(), 0, row_major_strides(ot.shape));
+      strided_copy(ot.dtype, ot.shape, in[0].impl()->elements, base, xst,
+                   out.impl()->elements, 0, row_major_strides(ot.shape));
       return;
     }
     case Prim::kConcatenate: {
       std::vector<int64_t> ost = row_major_strides(ot.shape);
       int64_t offset = 0;
       for (const Array& x : in) {
-        strided_copy(ot.dtype, x.shape(), x.impl()->buffer->data(), 0, row_major_strides(x.shape()),
-                     out.impl()->buffer->data(), offset * ost[static_cast<size_t>(params.axis)], ost);
+        strided_copy(ot.dtype, x.shape(), x.impl()->elements, 0, row_major_strides(x.shape()),
+                     out.impl()->elements, offset * ost[static_cast<size_t>(params.axis)], ost);
         offset += x.shape()[static_cast<size_t>(params.axis)];
       }
       return;
@@ -411,7 +411,7 @@ void eval_into(Prim p, std::span<const Array> in, const ir::Params& params, Arra
     case Prim::kDebugPrint:
       break;  // no result: eval_eager prints it
     case Prim::kAllSum:
-      all_sum_buffer(in[0].impl()->buffer->data(), out.impl()->buffer->data(), ot);
+      all_sum_buffer(in[0].impl()->elements, out.impl()->elements, ot);
       return;
     case Prim::kCall: case Prim::kCond: case Prim::kWhile: case Prim::kScan: case Prim::kCustomVjp:
       break;  // eval_eager hands them to eval_region
@@ -435,9 +435,7 @@ std::vector<Array> eval_eager(ir::Prim prim, std::span<const Array> in, const ir
   // The identity primitives share their operand's buffer rather than copying it.
   if ((prim == Prim::kStopGradient || prim == Prim::kReshape || prim == Prim::kBitcast) &&
       out_types[0].weak == in[0].weak_type()) {
-    auto impl = std::make_shared<ArrayImpl>(*in[0].impl());
-    impl->type = out_types[0];
-    return {Array(std::move(impl))};
+    return {retyped(*in[0].impl(), out_types[0])};
   }
   if (prim == Prim::kDebugPrint) {
     emit_debug(params.text, in);

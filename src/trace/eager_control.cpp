@@ -18,8 +18,8 @@ Array row(const Array& stacked, int64_t i, const ir::Type& row_type) {
   Array r = make_concrete(row_type);
   const int64_t n = bytes_of(row_type);
   if (n > 0)
-    std::memcpy(r.impl()->buffer->data(),
-                static_cast<const char*>(stacked.impl()->buffer->data()) + i * n,
+    std::memcpy(r.impl()->elements,
+                static_cast<const char*>(stacked.impl()->elements) + i * n,
                 static_cast<size_t>(n));
   return r;
 }
@@ -27,13 +27,13 @@ Array row(const Array& stacked, int64_t i, const ir::Type& row_type) {
 void set_row(Array& stacked, int64_t i, const Array& value) {
   const int64_t n = bytes_of(value.impl()->type);
   if (n > 0)
-    std::memcpy(static_cast<char*>(stacked.impl()->buffer->data()) + i * n,
-                value.impl()->buffer->data(), static_cast<size_t>(n));
+    std::memcpy(static_cast<char*>(stacked.impl()->elements) + i * n,
+                value.impl()->elements, static_cast<size_t>(n));
 }
 
 Array zeroed(const ir::Type& t) {
   Array a = make_concrete(t);
-  if (bytes_of(t) > 0) std::memset(a.impl()->buffer->data(), 0, static_cast<size_t>(bytes_of(t)));
+  if (bytes_of(t) > 0) std::memset(a.impl()->elements, 0, static_cast<size_t>(bytes_of(t)));
   return a;
 }
 
@@ -47,9 +47,7 @@ std::vector<Array> concat(std::span<const Array> a, std::span<const Array> b) {
 std::vector<Array> retype(std::vector<Array> values, std::span<const ir::Type> types) {
   for (size_t i = 0; i < values.size(); ++i) {
     if (values[i].impl()->type == types[i]) continue;
-    auto impl = std::make_shared<ArrayImpl>(*values[i].impl());
-    impl->type = types[i];
-    values[i] = Array(std::move(impl));
+    values[i] = retyped(*values[i].impl(), types[i]);
   }
   return values;
 }

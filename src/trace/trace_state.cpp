@@ -158,7 +158,7 @@ const ArrayImpl* TraceState::known_value(ir::VarId root) {
         missing = true;
         break;
       }
-      ins.push_back(Array(std::make_shared<ArrayImpl>(*k)));
+      ins.push_back(retyped(*k, k->type));
     }
     if (missing) {
       for (ir::VarId o : eqn.out) unknown_.insert(o);
@@ -184,19 +184,19 @@ ir::VarId TraceState::var_for(const Array& a, std::string_view op) {
     // value, so that the broadcasts of it hash-cons too. Not kept in lifted_: this Array is not
     // kept alive, and its address may come back as another one's.
     uint64_t bits = 0;
-    std::memcpy(&bits, impl.buffer->data(), static_cast<size_t>(dtype_size(impl.type.dtype)));
+    std::memcpy(&bits, impl.elements, static_cast<size_t>(dtype_size(impl.type.dtype)));
     auto [it, fresh] = scalar_consts_.try_emplace(std::pair{impl.type, bits}, 0);
     if (!fresh) return it->second;
     it->second = v = fn_.new_var(impl.type);
     fn_.const_vars.push_back(v);
-    fn_.const_values.push_back(impl.buffer);
+    fn_.const_values.push_back(shared_buffer(impl));
     const_arrays_.push_back(a);
     return v;
   }
   if (!impl.is_tracer()) {
     v = fn_.new_var(impl.type);
     fn_.const_vars.push_back(v);
-    fn_.const_values.push_back(impl.buffer);
+    fn_.const_values.push_back(shared_buffer(impl));
     const_arrays_.push_back(a);
   } else if (impl.trace->active() && impl.trace->on_this_thread() && impl.trace->level_ < level_) {
     v = fn_.new_var(impl.type);
