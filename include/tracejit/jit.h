@@ -39,12 +39,12 @@ struct JitOptions {
   /// with equal options (counted in JitStats::shared_hits), instead of compiling it again.
   bool share_code = true;
   /// Compiles a new signature in two tiers: quick code (LLVM's light pipeline) for the first
-  /// call; the second call compiles the fully optimized code and swaps it in. The tiers agree
-  /// bit for bit; a program with a float sum (which only the optimized code vectorizes, in
-  /// another order) skips the quick tier. Off (the default): one optimized compile before the
-  /// first call (README "Two tiers"). Env TRACEJIT_TIERED=1 turns it on and TRACEJIT_TIERED=0
-  /// off for every function; dumps (TRACEJIT_DUMP_DIR), lower() and a disk cache (cache_dir)
-  /// always compile the optimized code at once.
+  /// call; the second call compiles the optimized code (the full pipeline and -O2 machine code,
+  /// which a single compile skips for latency) and swaps it in. The tiers agree bit for bit; a
+  /// program with a float sum starts on the single compile's code instead of quick code. Off
+  /// (the default): one compile before the first call (README "Two tiers"). Env
+  /// TRACEJIT_TIERED=1 turns it on and TRACEJIT_TIERED=0 off for every function; dumps
+  /// (TRACEJIT_DUMP_DIR), lower() and a disk cache (cache_dir) always use the single compile.
   bool tiered = false;
 };
 

@@ -19,6 +19,7 @@ struct CompileOptions {
   int opt_level = 2;         // LLVM IR optimization level
   bool fast_math = false;    // IEEE semantics unless explicitly asked
   bool quick = false;        // the quick tier: LLVM's light pipeline, fastest code generation
+  bool full_codegen = false; // machine code at -O2 as loops get (orc_jit.h): the optimized tier
   bool keep_object = false;  // keep the object file (Executable::object_code), for the disk cache
 };
 

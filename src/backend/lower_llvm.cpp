@@ -1420,7 +1420,7 @@ CompiledModule lower_and_compile(const ir::Function& fn, const FusionPlan& plan,
   request.want_texts = options.want_texts;
   // A loop runs its kernels once per step: there the ~4 ms of full code generation pay off
   // (level 0 spills every loop variable to the stack), elsewhere latency wins (orc_jit.h).
-  if (has_loop(fn, plan)) request.codegen_opt_level = 2;
+  if (has_loop(fn, plan) || options.full_codegen) request.codegen_opt_level = 2;
   if (many_small_operations(fn, plan)) request.opt_level = std::min(request.opt_level, 1);
   if (options.quick) {  // the first tier: ~5x faster to make (tiered.h)
     request.opt_level = std::min(request.opt_level, 1);

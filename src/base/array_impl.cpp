@@ -41,8 +41,12 @@ int64_t available_memory() {
 constexpr int64_t kInlineBytes = 64;
 
 struct InlineArrayImpl final : ArrayImpl {
-  // User-provided, so allocate_shared leaves `storage` unzeroed; the type copy-constructed.
-  explicit InlineArrayImpl(const base::Type& t) : ArrayImpl{t} { elements = storage; }
+  // User-provided, so allocate_shared leaves `storage` unzeroed. Not `ArrayImpl{t}`: GCC then
+  // zeroes the whole base first with a `rep stos`, half of this function's time.
+  explicit InlineArrayImpl(const base::Type& t) {
+    type = t;
+    elements = storage;
+  }
   alignas(base::kBufferAlign) unsigned char storage[kInlineBytes];
 };
 

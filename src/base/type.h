@@ -7,6 +7,15 @@
 
 namespace tracejit::base {
 
+/// a == b, by hand: std::equal (the InlinedVector's ==) calls memcmp, and a cache hit compares
+/// every leaf's shape.
+inline bool same_shape(const Shape& a, const Shape& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i] != b[i]) return false;
+  return true;
+}
+
 /// Dtype, shape and JAX's weak-type bit.
 struct Type {
   DType dtype = DType::f32;
@@ -14,7 +23,7 @@ struct Type {
   bool weak = false;
   int64_t size() const { return shape_size(shape); }
   int64_t rank() const { return static_cast<int64_t>(shape.size()); }
-  bool operator==(const Type&) const = default;
+  bool operator==(const Type& o) const { return dtype == o.dtype && weak == o.weak && same_shape(shape, o.shape); }
   template <typename H>
   friend H AbslHashValue(H h, const Type& t) {
     return H::combine(std::move(h), t.dtype, t.shape, t.weak);

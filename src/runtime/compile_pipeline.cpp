@@ -50,7 +50,7 @@ Compiled compile_traced(const ir::Function& traced, const std::string& name, con
   // With a disk cache the optimized code is compiled at once and stored, so that the next
   // process loads it (a quick tier would store nothing for a function called once).
   std::shared_ptr<const backend::Executable> exe;
-  if (!want_texts && dir.empty() && use_tiers(*optimized, options)) {
+  if (!want_texts && dir.empty() && tiers_enabled(options)) {
     exe = compile_tiered(optimized, compile_options);
   } else {
     exe = backend::compile(*optimized, compile_options);

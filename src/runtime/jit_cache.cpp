@@ -327,6 +327,16 @@ constexpr const char* kCompiledFix =
 void check_compiled_leaves(const JitEntry& entry, const std::string& name, const Array* const* leaves,
                            size_t count) {
   const Signature& sig = entry.sig;
+  if (count == sig.leaves.size()) {  // the common case first, with no call per leaf
+    size_t i = 0;
+    for (; i < count; ++i) {
+      const ArrayImpl* impl = leaves[i]->impl().get();
+      if (impl == nullptr || impl->is_tracer() || impl->type.dtype != sig.leaves[i].dtype ||
+          !base::same_shape(impl->type.shape, sig.leaves[i].shape))
+        break;
+    }
+    if (i == count) return;
+  }
   if (count != sig.leaves.size())
     raise<TypeError>("Compiled", "'", name, "' was compiled for ", sig.leaves.size(), " leaves, got ",
                      count, kCompiledFix);

@@ -98,18 +98,15 @@ bool quick_tier_exact(const ir::Function& fn, bool fast_math) {
   return true;
 }
 
-bool use_tiers(const ir::Function& fn, const JitOptions& options) {
-  return tiers_enabled(options) &&
-         (env_flag("TRACEJIT_TIERED", "quick") || quick_tier_exact(fn, options.fast_math));
-}
-
 std::shared_ptr<const backend::Executable> compile_tiered(std::shared_ptr<const ir::Function> fn,
                                                           const backend::CompileOptions& options) {
-  backend::CompileOptions quick = options;
-  quick.quick = true;
-  quick.keep_object = false;
-  std::shared_ptr<const backend::Executable> code = backend::compile(*fn, quick);
-  return std::make_shared<TieredExecutable>(std::move(code), std::move(fn), options);
+  backend::CompileOptions first = options;
+  first.quick = env_flag("TRACEJIT_TIERED", "quick") || quick_tier_exact(*fn, options.fast_math);
+  first.keep_object = false;
+  std::shared_ptr<const backend::Executable> code = backend::compile(*fn, first);
+  backend::CompileOptions optimized = options;
+  optimized.full_codegen = true;
+  return std::make_shared<TieredExecutable>(std::move(code), std::move(fn), optimized);
 }
 
 int64_t tier_swaps() { return g_tier_swaps.load(std::memory_order_relaxed); }

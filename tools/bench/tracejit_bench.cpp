@@ -428,6 +428,23 @@ auto& jit_matmul() {
   return f;
 }
 
+// Sets an environment variable for the life of the object, then restores it.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_) setenv(name_, old_->c_str(), 1);
+    else unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
 // Per-example gradients: grad of one example's loss, vmapped over the examples (the
 // parameters shared), in one jitted call.
 Array example_loss(const Params& p, const Array& x, const Array& y) {
@@ -1117,7 +1134,23 @@ void register_per_example() {
     }
     meter.report(state);
   });
+  add(c + "/tracejit_tiered", [](benchmark::State& state) {
+    ScopedEnv tiers("TRACEJIT_TIERED", "1");  // main() turns them off for the other rows
+    const RegressionData& d = regression_data(kTrainPoints);
+    const Array x = tj::reshape(d.xa, {kTrainPoints}), y = tj::reshape(d.ya, {kTrainPoints});
+    const Params p = init_params();
+    auto f = tj::jit(tj::vmap(tj::grad(example_loss), {.in_axes = {std::nullopt, 0, 0}}),
+                     {.name = "per_example_grads_tiered", .share_code = false, .tiered = true});
+    for (int i = 0; i < 2; ++i) f(p, x, y);  // the second call swaps the optimized tier in
+    CpuMeter meter;
+    for (auto _ : state) {
+      Params g = f(p, x, y);
+      benchmark::DoNotOptimize(g);
+    }
+    meter.report(state);
+  });
   g_rows.push_back({"per-example grads, 128 (jit(vmap(grad)))", c + "/cpp", c + "/tracejit"});
+  g_rows.push_back({"per-example grads, 128, tiered = true after its tier-up", c + "/cpp", c + "/tracejit_tiered"});
 }
 
 // Resident memory now, in kB (0 where /proc is missing).
@@ -1233,24 +1266,9 @@ void register_compile() {
 //   fresh_process/{quick,disk}: the same first call as the first thing a new process does (LLVM's
 //              one-time setup included), timed inside that process (this binary run again with
 //              --first_call_child=MODE); process start and library loading are not in it
-// update/128/tracejit_quick: calls of the quick tier's code, to compare with update/128/tracejit.
+// update/128/tracejit_quick: calls of the quick tier's code, to compare with update/128/tracejit;
+// update/128/tracejit_tiered: calls after the tier-up (the optimized tier's -O2 machine code).
 
-// Sets an environment variable for the life of the object, then restores it.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (old_) setenv(name_, old_->c_str(), 1);
-    else unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 // A private directory for the disk cache rows, removed at exit.
 const std::string& bench_cache_dir() {
@@ -1270,7 +1288,7 @@ double child_first_call(const std::string& mode) {
   if (n <= 0) return -1;
   self[n] = 0;
   std::string env = mode == "disk" ? "TRACEJIT_CACHE_DIR='" + bench_cache_dir() + "' TRACEJIT_TIERED=0"
-                                   : "TRACEJIT_TIERED=1";
+                                   : "TRACEJIT_TIERED=quick";
   std::string cmd = env + " '" + self + "' --first_call_child=" + mode;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return -1;
@@ -1339,12 +1357,25 @@ void register_first_call() {
       benchmark::DoNotOptimize(p);
     }
   });
+  add("update/128/tracejit_tiered", [](benchmark::State& state) {
+    ScopedEnv tiers("TRACEJIT_TIERED", "1");  // main() turns them off for the other rows
+    const RegressionData& d = regression_data(128);
+    auto f = make_update({.share_code = false, .tiered = true});
+    Params p = init_params();
+    for (int i = 0; i < 4; ++i) p = f(p, d.xa, d.ya);  // past the tier-up of p's signature
+    for (auto _ : state) {
+      p = f(p, d.xa, d.ya);
+      benchmark::DoNotOptimize(p);
+    }
+  });
   g_rows.push_back({"first call, quick tier (TRACEJIT_TIERED=quick), update n=128", "update/128/cpp", c + "quick"});
   g_rows.push_back({"first call, shared code, update n=128", "update/128/cpp", c + "shared"});
   g_rows.push_back({"first call, disk cache, update n=128", "update/128/cpp", c + "disk"});
   g_rows.push_back({"first call in a fresh process, quick tier (=quick)", "update/128/cpp", c + "fresh_process/quick"});
   g_rows.push_back({"first call in a fresh process, disk cache", "update/128/cpp", c + "fresh_process/disk"});
   g_rows.push_back({"SGD update step n=128, quick tier code", "update/128/cpp", "update/128/tracejit_quick"});
+  g_rows.push_back({"SGD update step n=128, tiered = true after its tier-up (-O2 machine code)", "update/128/cpp",
+                    "update/128/tracejit_tiered"});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1473,8 +1504,8 @@ int main(int argc, char** argv) {
   args.push_back(aggregates.data());
   if (argc == 2 && std::string_view(argv[1]).starts_with("--first_call_child="))
     return bench::first_call_child(std::string(argv[1] + std::strlen("--first_call_child=")));
-  // Steady-state rows time the optimized code: tiers off unless a row (first_call/*) or the
-  // user asks for them.
+  // Steady-state rows time the single compile's code: tiers off unless a row (first_call/*,
+  // */tracejit_tiered) or the user asks for them.
   setenv("TRACEJIT_TIERED", "0", 0);
   bool skip_checks = false;
   for (int i = 1; i < argc; ++i) {
