@@ -35,20 +35,24 @@ int64_t available_memory() {
                        "; use smaller arrays or free memory first");
 }
 
-// Arrays of at most this many bytes keep their elements in their ArrayImpl's block: one
-// free-list block and one reference count per array instead of two of each (a jitted call's
-// scalar results).
-constexpr int64_t kInlineBytes = 64;
-
+// Arrays of up to 4 KiB keep their elements in their ArrayImpl's block, in size classes of 64,
+// 512 and 4096 bytes: one free-list block and one reference count per array instead of two of
+// each (a jitted call's small results).
+template <size_t N>
 struct InlineArrayImpl final : ArrayImpl {
   // User-provided, so allocate_shared leaves `storage` unzeroed. Not `ArrayImpl{t}`: GCC then
-  // zeroes the whole base first with a `rep stos`, half of this function's time.
+  // zeroes the whole base first with a `rep stos`, half of make_concrete's time.
   explicit InlineArrayImpl(const base::Type& t) {
     type = t;
     elements = storage;
   }
-  alignas(base::kBufferAlign) unsigned char storage[kInlineBytes];
+  alignas(base::kBufferAlign) unsigned char storage[N];
 };
+
+template <size_t N>
+Array make_inline(const base::Type& type) {
+  return Array(std::allocate_shared<InlineArrayImpl<N>>(base::FreeListAllocator<InlineArrayImpl<N>>(), type));
+}
 
 int64_t bytes_of(const base::Type& type) { return type.size() * dtype_size(type.dtype); }
 
@@ -59,9 +63,9 @@ Array make_concrete(const base::Type& type, int64_t bytes) {
     if (int64_t available = available_memory(); available >= 0 && bytes > available)
       out_of_memory(type, bytes, available);
   try {
-    if (bytes <= kInlineBytes) {
-      return Array(std::allocate_shared<InlineArrayImpl>(base::FreeListAllocator<InlineArrayImpl>(), type));
-    }
+    if (bytes <= 64) return make_inline<64>(type);
+    if (bytes <= 512) return make_inline<512>(type);
+    if (bytes <= 4096) return make_inline<4096>(type);
     return array_over(type, base::make_buffer(bytes));
   } catch (const std::bad_alloc&) {
     out_of_memory(type, bytes, available_memory());
