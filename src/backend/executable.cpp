@@ -89,6 +89,7 @@ struct Block {
     int slot;
     ir::Type type;
     int64_t bytes;
+    int64_t scratch = -1;  // flat blocks: its offset in the call's stack scratch (no output reads it)
   };
   std::vector<Temporary> temporaries;  // kernel results, allocated per frame
   void add_temporary(int slot, const ir::Type& type) {
@@ -104,14 +105,18 @@ struct Block {
   // output is then written there directly), or -1 when it must be copied out afterwards.
   std::vector<int> redirect;
   // Kernels only, over few slots and temporaries: the root block then runs on stack arrays
-  // (run_flat), its temporaries' owners indexed by temporary_of_slot (-1: not a temporary).
+  // (run_flat). The temporaries that no output reads live in a stack scratch area; the others
+  // are Arrays, their owners indexed by owner_of_slot (-1: none).
   bool flat = false;
-  std::vector<int> temporary_of_slot;
+  std::vector<int> owner_of_slot;
 };
 
 // The most slots and temporaries a flat block has: a 64-leaf call is 65 slots and one temporary.
 constexpr size_t kFlatMaxSlots = 256;
 constexpr size_t kFlatMaxTemporaries = 16;
+// The stack scratch of a flat block's call, for the temporaries no output reads (the partial
+// results between its kernels).
+constexpr int64_t kFlatScratchBytes = 4096;
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -278,6 +283,28 @@ Source source_of(const ir::Function& fn, const FusionPlan& plan, ir::VarId v) {
   return out;
 }
 
+// Whether `b` runs as a flat block, and where its temporaries live then.
+void plan_flat(Block& b) {
+  b.flat = b.regions.empty() && b.host_calls.empty() && b.num_slots <= kFlatMaxSlots;
+  if (!b.flat) return;
+  std::vector<bool> read_out(b.num_slots, false);
+  for (const Source& o : b.outputs)
+    if (o.kind == Source::kSlot) read_out[static_cast<size_t>(o.index)] = true;
+  b.owner_of_slot.assign(b.num_slots, -1);
+  int64_t used = 0;
+  int owners = 0;
+  for (Block::Temporary& t : b.temporaries) {
+    const int64_t size = (std::max<int64_t>(t.bytes, 1) + 63) / 64 * 64;  // 64-byte aligned
+    if (!read_out[static_cast<size_t>(t.slot)] && used + size <= kFlatScratchBytes) {
+      t.scratch = used;
+      used += size;
+    } else {
+      b.owner_of_slot[static_cast<size_t>(t.slot)] = owners++;
+    }
+  }
+  b.flat = static_cast<size_t>(owners) <= kFlatMaxTemporaries;
+}
+
 std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& plan,
                                    const CompiledModule& module, const std::string& prefix) {
   auto block = std::make_unique<Block>();
@@ -377,13 +404,7 @@ std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& pla
     block->output_moves.push_back(o.kind == Source::kSlot && !later);
   }
   block->redirect = plan.redirect;
-  block->flat = block->regions.empty() && block->host_calls.empty() && block->num_slots <= kFlatMaxSlots &&
-                block->temporaries.size() <= kFlatMaxTemporaries;
-  if (block->flat) {
-    block->temporary_of_slot.assign(block->num_slots, -1);
-    for (size_t j = 0; j < block->temporaries.size(); ++j)
-      block->temporary_of_slot[static_cast<size_t>(block->temporaries[j].slot)] = static_cast<int>(j);
-  }
+  plan_flat(*block);
   return block;
 }
 
@@ -404,7 +425,7 @@ struct RegionState {
 struct Frame {
   explicit Frame(const Block& b) : block(b), slots(b.num_slots, nullptr), buffers(b.num_slots) {
     for (const auto& [slot, value] : b.constants) slots[static_cast<size_t>(slot)] = value.impl()->elements;
-    for (const auto& [slot, type, bytes] : b.temporaries) {
+    for (const auto& [slot, type, bytes, offset] : b.temporaries) {
       Array& a = buffers[static_cast<size_t>(slot)];
       a = detail::make_concrete(type, bytes);
       slots[static_cast<size_t>(slot)] = a.impl()->elements;
@@ -736,14 +757,15 @@ void run_flat(const Block& b, const Array* const* inputs, Array* outputs) {
   void* slots[kFlatMaxSlots];
   for (size_t i = 0; i < b.num_slots; ++i) slots[i] = nullptr;
   SlotArrays owned;
+  alignas(64) unsigned char scratch[kFlatScratchBytes];
   for (const auto& [slot, value] : b.constants) slots[static_cast<size_t>(slot)] = value.impl()->elements;
-  for (const auto& [slot, type, bytes] : b.temporaries)
-    slots[static_cast<size_t>(slot)] = owned.add(type, bytes).impl()->elements;
+  for (const auto& [slot, type, bytes, offset] : b.temporaries)
+    slots[static_cast<size_t>(slot)] = offset >= 0 ? scratch + offset : owned.add(type, bytes).impl()->elements;
   for (size_t i = 0; i < b.input_slots.size(); ++i)
     slots[static_cast<size_t>(b.input_slots[i])] = inputs[i]->impl()->elements;
   for (const Step& step : b.steps) run_step(step, slots);
   take_outputs(b, inputs, outputs, [&](size_t slot) -> Array& {
-    return owned.at(static_cast<size_t>(b.temporary_of_slot[slot]));
+    return owned.at(static_cast<size_t>(b.owner_of_slot[slot]));
   });
 }
 

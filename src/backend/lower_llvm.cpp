@@ -370,13 +370,29 @@ class Lowering {
     b_.SetInsertPoint(exit);
   }
 
+  // body() if lo < hi, for a range of at most one step (a one-element kernel): a loop there is
+  // widened by the vectorizer into vector code and remainders for that one element.
+  template <class F>
+  void once(Value* lo, Value* hi, F&& body) {
+    llvm::Function* f = b_.GetInsertBlock()->getParent();
+    auto* then = llvm::BasicBlock::Create(*context_, "once", f);
+    auto* exit = llvm::BasicBlock::Create(*context_, "once.end", f);
+    b_.CreateCondBr(b_.CreateICmpSLT(lo, hi), then, exit);
+    b_.SetInsertPoint(then);
+    memo_.emplace_back();
+    body();
+    memo_.pop_back();
+    b_.CreateBr(exit);
+    b_.SetInsertPoint(exit);
+  }
+
   // Loops over `dims` of `shape` (the first over [lo, hi), the rest whole) and calls body with
-  // the full index, 0 in the other dimensions. With no dims: one pass over [lo, hi).
+  // the full index, 0 in the other dimensions. With no dims (one element): once over [lo, hi).
   template <class F>
   void nest(const Shape& shape, const std::vector<int64_t>& dims, Value* lo, Value* hi, F&& body) {
     std::vector<Value*> index(shape.size(), i64(0));
     if (dims.empty()) {
-      loop(lo, hi, [&](Value*) { body(index); }, "once");
+      once(lo, hi, [&] { body(index); });
       return;
     }
     auto level = [&](auto& self, size_t l) -> void {
@@ -1060,6 +1076,12 @@ class Lowering {
   void lower_elementwise(const Kernel& kernel, Value* begin, Value* end) {
     const Shape& shape = kernel.domain.shape;
     if (kernel.scheme == LoopScheme::kFlat) {
+      if (shape_size(shape) == 1) {  // its range is [0, 1)
+        once(begin, end, [&] {
+          for (VarId r : kernel.roots) store(r, i64(0), eval(r, from_flat(i64(0))));
+        });
+        return;
+      }
       loop(begin, end, [&](Value* i) {
         for (VarId r : kernel.roots) store(r, i, eval(r, from_flat(i)));
       });
