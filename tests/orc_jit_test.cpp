@@ -1,21 +1,27 @@
 // Tests of the ORC wrapper on modules built by hand with IRBuilder: correctness, vector code,
-// concurrency, error conversion, freeing, and the compile latency of a small kernel.
+// concurrency, error conversion, freeing, and the compile latency of a small kernel; and of
+// load_object, which links the objects it makes again without ORC (the disk cache's path).
 #include "backend/orc_jit.h"
 
 #include <gtest/gtest.h>
+#include <llvm/ExecutionEngine/Orc/CompileUtils.h>
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
+#include <llvm/Support/MemoryBuffer.h>
+#include <llvm/Target/TargetMachine.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <iostream>
 #include <regex>
 #include <thread>
 #include <vector>
 
+#include "backend/compiled_module.h"
 #include "tracejit/error.h"
 
 namespace tracejit::backend {
@@ -125,28 +131,35 @@ TEST(OrcJit, PhaseTimesArePositive) {
   EXPECT_LT(cm.llvm_opt_s() + cm.codegen_s(), 10.0);
 }
 
-TEST(OrcJit, CompilesFromTwoThreadsAtOnce) {
-  constexpr int kPerThread = 10;
-  std::vector<std::string> failures(2);
-  auto work = [&](int t) {
+// Runs work(0) and work(1) on two threads at once; what each threw, or "" (or what it returned).
+void expect_fine_on_two_threads(const std::function<std::string(int)>& work) {
+  std::string failures[2];
+  auto run = [&](int t) {
     try {
-      for (int k = 0; k < kPerThread; ++k) {
-        const std::string name = "threaded_" + std::to_string(t);
-        CompiledModule cm = compile_add_arrays(name);
-        std::vector<float> a(1000, 1.0f), b(1000, float(t)), out(1000);
-        reinterpret_cast<AddArraysFn>(cm.symbol(name))(a.data(), b.data(), out.data(), 1000);
-        if (std::any_of(out.begin(), out.end(), [&](float v) { return v != 1.0f + float(t); }))
-          failures[t] = "wrong result";
-      }
+      failures[t] = work(t);
     } catch (const std::exception& e) {
       failures[t] = e.what();
     }
   };
-  std::thread first(work, 0), second(work, 1);
+  std::thread first(run, 0), second(run, 1);
   first.join();
   second.join();
   EXPECT_EQ(failures[0], "");
   EXPECT_EQ(failures[1], "");
+}
+
+TEST(OrcJit, CompilesFromTwoThreadsAtOnce) {
+  expect_fine_on_two_threads([](int t) -> std::string {
+    for (int k = 0; k < 10; ++k) {
+      const std::string name = "threaded_" + std::to_string(t);
+      CompiledModule cm = compile_add_arrays(name);
+      std::vector<float> a(1000, 1.0f), b(1000, float(t)), out(1000);
+      reinterpret_cast<AddArraysFn>(cm.symbol(name))(a.data(), b.data(), out.data(), 1000);
+      if (std::any_of(out.begin(), out.end(), [&](float v) { return v != 1.0f + float(t); }))
+        return "wrong result";
+    }
+    return "";
+  });
 }
 
 TEST(OrcJit, SameSymbolNameInTwoLiveModules) {
@@ -173,8 +186,9 @@ TEST(OrcJit, UndefinedExternalSymbolIsAnError) {
   expect_adds(compile_add_arrays("after_error"), "after_error", 100);
 }
 
-// Vectorized llvm.exp becomes calls to the C library's expf, found among the process's symbols.
-TEST(OrcJit, MathIntrinsicsLinkAgainstTheProcess) {
+// void exp4(const float* in, float* out) { out[i] = exp(in[i]) for i < 4 }: vectorized
+// llvm.exp, which becomes calls to the C library's expf.
+Built make_exp4() {
   Built b{OrcJit::make_context(), nullptr};
   llvm::LLVMContext& ctx = *b.context;
   b.module = std::make_unique<llvm::Module>("exp_module", ctx);
@@ -189,13 +203,22 @@ TEST(OrcJit, MathIntrinsicsLinkAgainstTheProcess) {
     ir.CreateStore(y, ir.CreateConstGEP1_64(f32, fn->getArg(1), i));
   }
   ir.CreateRetVoid();
-  CompileRequest req;
-  req.symbols = {"exp4"};
-  CompiledModule cm = OrcJit::instance().compile(std::move(b.module), std::move(b.context), req);
+  return b;
+}
+
+void expect_exp4(const CompiledModule& cm) {
   const float in[4] = {0.0f, 1.0f, -2.0f, 10.0f};
   float out[4] = {};
   reinterpret_cast<void (*)(const float*, float*)>(cm.symbol("exp4"))(in, out);
   for (int i = 0; i < 4; ++i) EXPECT_FLOAT_EQ(out[i], std::exp(in[i]));
+}
+
+// The process's symbols (libm) resolve the calls.
+TEST(OrcJit, MathIntrinsicsLinkAgainstTheProcess) {
+  Built b = make_exp4();
+  CompileRequest req;
+  req.symbols = {"exp4"};
+  expect_exp4(OrcJit::instance().compile(std::move(b.module), std::move(b.context), req));
 }
 
 TEST(OrcJit, InvalidIrIsAnInternalError) {
@@ -248,6 +271,80 @@ TEST(OrcJit, CompileLatencyOfASmallKernel) {
             << median_ms(total) << " ms, IR opt " << median_ms(opt) << " ms, codegen+link "
             << median_ms(codegen) << " ms\n";
   RecordProperty("compile_ms", std::to_string(median_ms(total)));
+}
+
+// ---- load_object ----
+
+// The object file and suffix of `name` compiled with keep_object (it adds arrays).
+std::pair<std::string, std::string> add_arrays_object(const std::string& name) {
+  CompileRequest req;
+  req.keep_object = true;
+  CompiledModule cm = compile_add_arrays(name, req);
+  return {cm.take_object(), cm.suffix()};
+}
+
+TEST(ObjectLoader, LoadsWhatOrcCompiledAndRunsIt) {
+  const auto [object, suffix] = add_arrays_object("loaded_add");
+  ASSERT_FALSE(object.empty());
+  CompiledModule loaded = load_object(object, suffix, {"loaded_add"});
+  expect_adds(loaded, "loaded_add", 1000);
+  expect_adds(loaded, "loaded_add", 7);
+  EXPECT_EQ(loaded.code_bytes(), object.size());
+  EXPECT_EQ(loaded.symbol_names(), std::vector<std::string>{"loaded_add"});
+  EXPECT_THROW(loaded.symbol("other"), Error);
+}
+
+TEST(ObjectLoader, ExternalsComeFromTheProcess) {
+  Built b = make_exp4();
+  CompileRequest req;
+  req.symbols = {"exp4"};
+  req.keep_object = true;
+  CompiledModule cm = OrcJit::instance().compile(std::move(b.module), std::move(b.context), req);
+  expect_exp4(load_object(cm.take_object(), cm.suffix(), {"exp4"}));
+}
+
+TEST(ObjectLoader, AMissingExternalIsAnErrorNamingIt) {
+  // Code generation alone (no linking), as compile() would keep it.
+  Built b = make_add_arrays("calls_missing", "tj_no_such_function_anywhere");
+  llvm::TargetMachine& tm = OrcJit::instance().target_machine();
+  b.module->setDataLayout(tm.createDataLayout());
+  b.module->setTargetTriple(tm.getTargetTriple().str());
+  auto object = llvm::orc::SimpleCompiler(tm)(*b.module);
+  ASSERT_TRUE(static_cast<bool>(object));
+  try {
+    load_object((*object)->getBuffer().str(), "", {"calls_missing"});
+    FAIL() << "expected a tracejit::Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tj_no_such_function_anywhere"), std::string::npos) << e.what();
+  }
+  const auto [object_after, suffix_after] = add_arrays_object("after_missing");
+  expect_adds(load_object(object_after, suffix_after, {"after_missing"}), "after_missing", 10);
+}
+
+TEST(ObjectLoader, AWrongEntryPointOrSuffixIsAnError) {
+  const auto [object, suffix] = add_arrays_object("entry");
+  EXPECT_THROW(load_object(object, suffix, {"not_there"}), Error);
+  EXPECT_THROW(load_object(object, suffix + "x", {"entry"}), Error);
+}
+
+// Bytes that are not an object, and every prefix of a real one: an error each, never an abort.
+TEST(ObjectLoader, GarbageAndTruncatedObjectsAreErrors) {
+  EXPECT_THROW(load_object("", "", {"f"}), Error);
+  EXPECT_THROW(load_object(std::string(256, 'x'), "", {"f"}), Error);
+  const auto [object, suffix] = add_arrays_object("cut");
+  for (size_t n = 0; n < object.size(); n += std::max<size_t>(1, object.size() / 64))
+    EXPECT_THROW(load_object(object.substr(0, n), suffix, {"cut"}), Error) << n << " bytes";
+}
+
+TEST(ObjectLoader, ManyLoadsAndFreesOnTwoThreads) {
+  const auto [object, suffix] = add_arrays_object("many");
+  expect_fine_on_two_threads([&](int) -> std::string {
+    for (int k = 0; k < 200; ++k) {
+      CompiledModule m = load_object(object, suffix, {"many"});
+      if (k % 50 == 0) expect_adds(m, "many", 33);
+    }
+    return "";
+  });
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "backend/compile.h"
+#include "backend/compiled_module.h"
 #include "backend/fusion.h"
 #include "backend/lower_llvm.h"
 #include "base/debug_format.h"
@@ -885,7 +886,7 @@ std::shared_ptr<const Executable> load(const ir::Function& fn, const ObjectCode&
   auto start = std::chrono::steady_clock::now();
   FusionPlan plan = plan_fusion(fn, FusionOptions{.materialize_layout = code.materialize_layout});
   times.fusion_s = seconds_since(start);
-  CompiledModule module = OrcJit::instance().load(code.object, code.suffix, code.symbols);
+  CompiledModule module = load_object(code.object, code.suffix, code.symbols);
   times.codegen_s = module.codegen_s();
   start = std::chrono::steady_clock::now();
   // build_block asks the module for each entry point the plan has: an object made for another

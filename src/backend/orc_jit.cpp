@@ -7,7 +7,6 @@
 #include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/Config/llvm-config.h>
-#include <llvm/Support/MemoryBuffer.h>
 #include <llvm/TargetParser/Host.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
@@ -57,30 +56,20 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-}  // namespace
-
-void CompiledModule::RemoveCode::operator()(llvm::orc::ResourceTracker* tracker) const {
+// Frees one module's code, as CompiledModule's owner of it (see compile()).
+void remove_code(llvm::orc::ResourceTracker* tracker) {
   // A destructor cannot throw; failing to free leaks the code, so say so and go on.
   if (llvm::Error err = tracker->remove())
     llvm::logAllUnhandledErrors(std::move(err), llvm::errs(), "[jit] cannot free a module: ");
   // The session's string pool keeps every symbol name it has seen, and each module's names are
   // new (see the suffix in compile()): drop the unused ones now and then, ~100 bytes a module.
   static std::atomic<unsigned> removed{0};
-  llvm::orc::JITDylib& dylib = tracker->getJITDylib();
-  llvm::orc::ExecutionSession& session = dylib.getExecutionSession();
-  if (++removed % 256 == 0) session.getSymbolStringPool()->clearDeadEntries();
+  if (++removed % 256 == 0)
+    tracker->getJITDylib().getExecutionSession().getSymbolStringPool()->clearDeadEntries();
   tracker->Release();
-  if (own_dylib)
-    if (llvm::Error err = session.removeJITDylib(dylib))
-      llvm::logAllUnhandledErrors(std::move(err), llvm::errs(), "[jit] cannot free a module: ");
 }
 
-void* CompiledModule::symbol(std::string_view name) const {
-  for (const auto& [symbol_name, address] : symbols_)
-    if (symbol_name == name) return address;
-  throw Error("[jit] no entry point '" + std::string(name) +
-              "' in this module: list it in CompileRequest::symbols");
-}
+}  // namespace
 
 OrcJit& OrcJit::instance() {
   // Leaked on purpose: a CompiledModule destroyed during static destruction still needs the JIT.
@@ -184,36 +173,11 @@ CompiledModule OrcJit::compile(std::unique_ptr<llvm::Module> module,
   out.code_bytes_ = object->getBufferSize();
   if (req.keep_object) out.object_ = object->getBuffer().str();
   llvm::orc::ResourceTrackerSP tracker = dylib_->createResourceTracker();
-  tracker->Retain();  // released by RemoveCode
-  out.code_.reset(tracker.get());
+  tracker->Retain();  // released by remove_code
+  out.code_ = std::shared_ptr<void>(tracker.get(), remove_code);
   check(jit_->addObjectFile(tracker, std::move(object)), "cannot add the module");
   for (const std::string& name : req.symbols) {
     auto address = unwrap(jit_->lookup(*dylib_, name + suffix), "cannot link '" + name + "'");
-    out.symbols_.emplace_back(name, address.toPtr<void*>());
-  }
-  out.codegen_s_ = seconds_since(start);
-  return out;
-}
-
-CompiledModule OrcJit::load(const std::string& object, const std::string& suffix,
-                            const std::vector<std::string>& symbols) {
-  auto start = std::chrono::steady_clock::now();
-  t_session_errors.clear();
-  static std::atomic<unsigned long> next_dylib{0};
-  llvm::orc::ExecutionSession& session = jit_->getExecutionSession();
-  llvm::orc::JITDylib& dylib = session.createBareJITDylib("tracejit.loaded." + std::to_string(next_dylib++));
-  dylib.addToLinkOrder(jit_->defaultLinkOrder());
-  llvm::orc::ResourceTrackerSP tracker = dylib.createResourceTracker();
-  tracker->Retain();  // released by RemoveCode, which then removes the dylib
-  CompiledModule out;
-  out.code_.get_deleter().own_dylib = true;
-  out.code_.reset(tracker.get());
-  out.suffix_ = suffix;
-  out.code_bytes_ = object.size();
-  check(jit_->addObjectFile(tracker, llvm::MemoryBuffer::getMemBufferCopy(object, "tracejit-cache-entry")),
-        "cannot add a cached module");
-  for (const std::string& name : symbols) {
-    auto address = unwrap(jit_->lookup(dylib, name + suffix), "cannot link cached '" + name + "'");
     out.symbols_.emplace_back(name, address.toPtr<void*>());
   }
   out.codegen_s_ = seconds_since(start);

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "backend/compiled_module.h"
+
 namespace llvm {
 class DataLayout;
 class LLVMContext;
@@ -17,7 +19,6 @@ class TargetMachine;
 namespace orc {
 class JITDylib;
 class LLJIT;
-class ResourceTracker;
 class JITTargetMachineBuilder;
 }  // namespace orc
 }  // namespace llvm
@@ -42,54 +43,6 @@ struct CompileRequest {
   bool keep_object = false;           ///< Keep the object file (for the disk cache).
 };
 
-/// Native code for one module, owning its JIT resources: destroying it frees the code, so keep
-/// it alive while any of its function pointers may run. Movable, not copyable.
-class CompiledModule {
- public:
-  /// The address of an entry point named in CompileRequest::symbols; throws tracejit::Error for
-  /// any other name rather than hand out a null function pointer.
-  void* symbol(std::string_view name) const;
-
-  /// Texts, empty unless CompileRequest::want_texts was set.
-  const std::string& llvm_ir() const { return llvm_ir_; }
-  const std::string& optimized_llvm_ir() const { return optimized_llvm_ir_; }
-  const std::string& assembly() const { return assembly_; }
-  /// Seconds spent in the IR pass pipeline.
-  double llvm_opt_s() const { return llvm_opt_s_; }
-  /// Seconds spent making machine code: codegen, JIT link and symbol lookup.
-  double codegen_s() const { return codegen_s_; }
-  /// The entry points, in CompileRequest::symbols order.
-  std::vector<std::string> symbol_names() const {
-    std::vector<std::string> names;
-    for (const auto& [name, address] : symbols_) names.push_back(name);
-    return names;
-  }
-  /// The object file linked, when CompileRequest::keep_object was set (else empty), and the
-  /// suffix its defined symbols carry (see compile()); load() takes both back.
-  std::string take_object() { return std::move(object_); }
-  const std::string& suffix() const { return suffix_; }
-  /// The object file's size in bytes: about the code and data this module keeps mapped.
-  size_t code_bytes() const { return code_bytes_; }
-
- private:
-  friend class OrcJit;
-  CompiledModule() = default;
-  struct RemoveCode {
-    RemoveCode() noexcept : own_dylib(false) {}
-    bool own_dylib;  // load(): the module's own JITDylib, removed with it
-    void operator()(llvm::orc::ResourceTracker* tracker) const;
-  };
-
-  // The module's code and symbols in the JIT's one JITDylib, freed on their own through this
-  // tracker (which holds a reference it releases).
-  std::unique_ptr<llvm::orc::ResourceTracker, RemoveCode> code_;
-  std::vector<std::pair<std::string, void*>> symbols_;
-  std::string llvm_ir_, optimized_llvm_ir_, assembly_;
-  std::string object_, suffix_;
-  size_t code_bytes_ = 0;
-  double llvm_opt_s_ = 0, codegen_s_ = 0;
-};
-
 /// The JIT for the host CPU (its name and features, so AVX2/AVX-512 are used where present).
 /// All LLVM failures come out as tracejit::Error with a message starting "[jit] ".
 class OrcJit {
@@ -107,14 +60,6 @@ class OrcJit {
   /// generation or linking fails (an undefined external symbol, say).
   CompiledModule compile(std::unique_ptr<llvm::Module> module,
                          std::unique_ptr<llvm::LLVMContext> context, const CompileRequest& req);
-
-  /// Links an object file that compile() produced (CompiledModule::object, in this process or
-  /// another on the same CPU) and looks up `symbols` (plain names; the object's carry `suffix`),
-  /// with no LLVM optimization or code generation. Each loaded module gets a JITDylib of its
-  /// own, as its symbol names may repeat those of modules compiled here. Throws tracejit::Error
-  /// when the object does not link or lacks a symbol.
-  CompiledModule load(const std::string& object, const std::string& suffix,
-                      const std::vector<std::string>& symbols);
 
   /// What the generated code depends on besides the IR: LLVM's version, and the host CPU's name
   /// and features, as one line of text (part of disk cache keys).
