@@ -170,6 +170,31 @@ TEST(DiskCacheChild, LoadsWhatTheParentWrote) {
   EXPECT_EQ(s.llvm_opt_s, 0);
 }
 
+// A scan whose per-step outputs are constants: its compiled loop copies them from the object's
+// own data, so that another process can run the stored code (it once read the address of the
+// tracing process's buffer).
+void run_constant_scan(const std::string& dir, int want_disk_hits) {
+  const Array k = tj::array({3.f, 4.f});
+  auto f = tj::jit(
+      [k](const Array& xs) {
+        return tj::scan([&](const Array& c, const Array& x) { return std::pair{c + x, std::tuple{k, tj::full({}, 0.5f, tj::DType::f32)}}; },
+                        tj::full({}, 0.f, tj::DType::f32), xs);
+      },
+      {.name = "constant_scan", .cache_dir = dir, .share_code = false, .tiered = false});
+  auto [carry, ys] = f(tj::array({1.f, 2.f, 3.f}));
+  EXPECT_EQ(carry.item<float>(), 6.f);
+  EXPECT_EQ(std::get<0>(ys).to_vector<float>(), (std::vector<float>{3, 4, 3, 4, 3, 4}));
+  EXPECT_EQ(std::get<1>(ys).to_vector<float>(), (std::vector<float>{0.5f, 0.5f, 0.5f}));
+  EXPECT_EQ(f.stats().disk_hits, want_disk_hits);
+}
+
+// Run by DiskCache.AnotherProcessRunsAScanWithConstantOutputs in a process of its own.
+TEST(DiskCacheChild, RunsTheConstantScan) {
+  const char* dir = std::getenv("TRACEJIT_TEST_DISK_SCAN");
+  if (!dir) GTEST_SKIP() << "run by DiskCache.AnotherProcessRunsAScanWithConstantOutputs";
+  run_constant_scan(dir, 1);
+}
+
 // Run twice at once by DiskCache.TwoWriterProcessesAtOnce.
 TEST(DiskCacheChild, Writer) {
   const char* dir = std::getenv("TRACEJIT_TEST_DISK_WRITER");
@@ -180,6 +205,11 @@ TEST(DiskCacheChild, Writer) {
 TEST_F(DiskCache, AnotherProcessLoadsTheEntry) {
   write_entry(2.f);
   EXPECT_EQ(wait_for(spawn_self("DiskCacheChild.LoadsWhatTheParentWrote", "TRACEJIT_TEST_DISK_CHILD=" + dir_)), 0);
+}
+
+TEST_F(DiskCache, AnotherProcessRunsAScanWithConstantOutputs) {
+  run_constant_scan(dir_, 0);
+  EXPECT_EQ(wait_for(spawn_self("DiskCacheChild.RunsTheConstantScan", "TRACEJIT_TEST_DISK_SCAN=" + dir_)), 0);
 }
 
 TEST_F(DiskCache, TwoWriterProcessesAtOnce) {

@@ -142,14 +142,24 @@ class Lowering {
     }
   }
 
+  // A copy of `value` in the module's read-only data. Not the host buffer's address: the object
+  // may be stored in the disk cache and run by another process.
+  Value* constant_bytes(const base::Buffer& value, const ir::Type& type) {
+    const auto* bytes = static_cast<const char*>(value.data());
+    auto* init = llvm::ConstantDataArray::getRaw(llvm::StringRef(bytes, static_cast<size_t>(bytes_of(type))),
+                                                 static_cast<uint64_t>(bytes_of(type)), b_.getInt8Ty());
+    auto* global = new llvm::GlobalVariable(*module_, init->getType(), /*isConstant=*/true,
+                                            llvm::GlobalValue::PrivateLinkage, init);
+    global->setAlignment(llvm::Align(64));
+    return global;
+  }
+
   // Where output `v` of region `fn` (planned as `plan`) lives once its kernels ran.
   Value* output_ptr(const ir::Function& fn, const FusionPlan& plan, VarId v, Value* slots) {
     switch (plan.storage[static_cast<size_t>(v)]) {
       case Storage::kConstant: case Storage::kLiteral:
         for (size_t c = 0; c < fn.const_vars.size(); ++c)
-          if (fn.const_vars[c] == v)  // the Block keeps the buffer alive as long as the code
-            return b_.CreateIntToPtr(
-                i64(static_cast<int64_t>(reinterpret_cast<uintptr_t>(fn.const_values[c]->data()))), ptr_);
+          if (fn.const_vars[c] == v) return constant_bytes(*fn.const_values[c], fn.type(v));
         break;
       case Storage::kInput: case Storage::kComputed: case Storage::kResult:
         return b_.CreateAlignedLoad(ptr_, slot_ptr(slots, plan.slot[static_cast<size_t>(v)]), llvm::Align(8));
