@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "backend/compiled_module.h"
+#include "backend/elf_link.h"
 #include "tracejit/error.h"
 
 namespace tracejit::backend {
@@ -321,6 +322,36 @@ TEST(ObjectLoader, AMissingExternalIsAnErrorNamingIt) {
   expect_adds(load_object(object_after, suffix_after, {"after_missing"}), "after_missing", 10);
 }
 
+// Our objects take the fast path, not RuntimeDyld's.
+TEST(ObjectLoader, OurObjectsNeedNoRuntimeDyld) {
+  const auto [object, suffix] = add_arrays_object("fast");
+  std::optional<LinkedObject> linked = link_elf_x86_64(object);
+  ASSERT_TRUE(linked.has_value());
+  bool found = false;
+  for (const auto& [name, address] : linked->globals) found |= name == "fast" + suffix;
+  EXPECT_TRUE(found);
+  Built b = make_exp4();  // calls libm through a stub
+  CompileRequest req;
+  req.symbols = {"exp4"};
+  req.keep_object = true;
+  CompiledModule cm = OrcJit::instance().compile(std::move(b.module), std::move(b.context), req);
+  EXPECT_TRUE(link_elf_x86_64(cm.take_object()).has_value());
+}
+
+// An object with unwind tables (.eh_frame, which frames must be registered for) is left to
+// RuntimeDyld, and runs the same.
+TEST(ObjectLoader, ObjectsWithUnwindTablesGoToRuntimeDyld) {
+  Built b = make_add_arrays("unwinds");
+  b.module->getFunction("unwinds")->setUWTableKind(llvm::UWTableKind::Async);
+  CompileRequest req;
+  req.symbols = {"unwinds"};
+  req.keep_object = true;
+  CompiledModule cm = OrcJit::instance().compile(std::move(b.module), std::move(b.context), req);
+  const std::string object = cm.take_object();
+  EXPECT_FALSE(link_elf_x86_64(object).has_value());
+  expect_adds(load_object(object, cm.suffix(), {"unwinds"}), "unwinds", 100);
+}
+
 TEST(ObjectLoader, AWrongEntryPointOrSuffixIsAnError) {
   const auto [object, suffix] = add_arrays_object("entry");
   EXPECT_THROW(load_object(object, suffix, {"not_there"}), Error);
@@ -334,6 +365,20 @@ TEST(ObjectLoader, GarbageAndTruncatedObjectsAreErrors) {
   const auto [object, suffix] = add_arrays_object("cut");
   for (size_t n = 0; n < object.size(); n += std::max<size_t>(1, object.size() / 64))
     EXPECT_THROW(load_object(object.substr(0, n), suffix, {"cut"}), Error) << n << " bytes";
+}
+
+// Every byte of an object changed in turn: the linker links it, declines it or throws
+// tracejit::Error; it never reads or writes outside the object and its mapping (nothing runs).
+TEST(ObjectLoader, TheLinkerSurvivesEveryChangedByte) {
+  const auto [object, suffix] = add_arrays_object("flipped");
+  for (size_t i = 0; i < object.size(); ++i) {
+    std::string changed = object;
+    changed[i] = static_cast<char>(changed[i] ^ (i % 2 ? 0x80 : 0xff));
+    try {
+      link_elf_x86_64(changed);
+    } catch (const Error&) {
+    }
+  }
 }
 
 TEST(ObjectLoader, ManyLoadsAndFreesOnTwoThreads) {

@@ -1,7 +1,8 @@
 #pragma once
 // Native code for one module and the entry points it defines, as the two ways of making it hand
 // it over: OrcJit::compile (LLVM IR in, through ORC) and load_object (a cached object file in,
-// linked by RuntimeDyld with no LLVM session). Whoever made it, its owner frees the code.
+// linked by elf_link.cpp or RuntimeDyld, with no LLVM session). Whoever made it, its owner frees
+// the code.
 #include <memory>
 #include <string>
 #include <string_view>
@@ -68,7 +69,7 @@ class CompiledModule {
   CompiledModule() = default;
 
   // What keeps the code mapped, of whichever kind its maker chose (an ORC resource tracker, a
-  // RuntimeDyld mapping); its deleter frees it.
+  // linked object's mapping); its deleter frees it.
   std::shared_ptr<void> code_;
   std::vector<std::pair<std::string, void*>> symbols_;
   std::string llvm_ir_, optimized_llvm_ir_, assembly_;

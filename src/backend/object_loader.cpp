@@ -1,12 +1,12 @@
-// load_object (compiled_module.h): a cached object file linked with LLVM's RuntimeDyld into one
-// mapping of its own. A disk cache hit used ORC, whose LLJIT costs ~2.7 ms to create in a fresh
-// process and ~1 ms more per object (a JITDylib, a session lookup); RuntimeDyld needs neither a
-// session nor the targets initialized, and an object of a few kernels links in tens of
-// microseconds.
+// load_object (compiled_module.h): a cached object file linked into one mapping of its own, by
+// elf_link.h's linker for the x86-64 objects our code generation makes, else by LLVM's
+// RuntimeDyld. A disk cache hit used ORC, whose LLJIT costs ~2.7 ms to create in a fresh process
+// and ~1 ms more per object (a JITDylib, a session lookup); neither linker needs a session.
 //
-// One mapping per object, reserved up front (RuntimeDyld tells its size), so code, constants
-// and the GOT lie within the ±2 GiB that the small code model's PC32 relocations reach; section
-// memory managers that map each kind of section apart give no such guarantee.
+// RuntimeDyld's memory is one mapping per object too, reserved up front (RuntimeDyld tells its
+// size), so code, constants and the GOT lie within the ±2 GiB that the small code model's PC32
+// relocations reach; section memory managers that map each kind of section apart give no such
+// guarantee.
 #include <dlfcn.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -17,6 +17,7 @@
 #include <llvm/Object/ObjectFile.h>
 #include <llvm/Support/MemoryBuffer.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "backend/compiled_module.h"
+#include "backend/elf_link.h"
 #include "tracejit/error.h"
 
 namespace tracejit::backend {
@@ -142,11 +144,8 @@ struct LoadedObject {
 
 [[noreturn]] void fail(const std::string& why) { throw Error("[jit] cannot load a cached module: " + why); }
 
-}  // namespace
-
-CompiledModule load_object(const std::string& object, const std::string& suffix,
-                           const std::vector<std::string>& symbols) {
-  const auto start = std::chrono::steady_clock::now();
+// The general path, for objects link_elf_x86_64 declines; `wanted` (full names) among globals.
+LinkedObject link_with_runtime_dyld(const std::string& object, const std::vector<std::string>& wanted) {
   auto parsed = llvm::object::ObjectFile::createObjectFile(
       llvm::MemoryBufferRef(object, "tracejit-cache-entry"));
   if (!parsed) fail(llvm::toString(parsed.takeError()));
@@ -156,13 +155,31 @@ CompiledModule load_object(const std::string& object, const std::string& suffix,
     fail(loaded->linker.getErrorString().str());
   loaded->linker.finalizeWithMemoryManagerLocking();  // relocate, register frames, protect
   if (loaded->linker.hasError()) fail(loaded->linker.getErrorString().str());
+  LinkedObject out;
+  for (const std::string& name : wanted)
+    if (const llvm::JITEvaluatedSymbol found = loaded->linker.getSymbol(name); found.getAddress())
+      out.globals.emplace_back(name, llvm::jitTargetAddressToPointer<void*>(found.getAddress()));
+  out.memory = std::move(loaded);
+  return out;
+}
+
+}  // namespace
+
+CompiledModule load_object(const std::string& object, const std::string& suffix,
+                           const std::vector<std::string>& symbols) {
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::string> wanted;
+  for (const std::string& name : symbols) wanted.push_back(name + suffix);
+  std::optional<LinkedObject> linked = link_elf_x86_64(object);
+  if (!linked) linked = link_with_runtime_dyld(object, wanted);
   CompiledModule out;
-  for (const std::string& name : symbols) {
-    const llvm::JITEvaluatedSymbol found = loaded->linker.getSymbol(name + suffix);
-    if (!found.getAddress()) fail("it lacks the entry point '" + name + "'");
-    out.symbols_.emplace_back(name, llvm::jitTargetAddressToPointer<void*>(found.getAddress()));
+  for (size_t i = 0; i < symbols.size(); ++i) {
+    auto found = std::find_if(linked->globals.begin(), linked->globals.end(),
+                              [&](const auto& global) { return global.first == wanted[i]; });
+    if (found == linked->globals.end()) fail("it lacks the entry point '" + symbols[i] + "'");
+    out.symbols_.emplace_back(symbols[i], found->second);
   }
-  out.code_ = std::move(loaded);
+  out.code_ = std::move(linked->memory);
   out.suffix_ = suffix;
   out.code_bytes_ = object.size();
   out.codegen_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
