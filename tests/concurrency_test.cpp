@@ -241,4 +241,34 @@ TEST(Concurrency, TracerUsedOnAnotherThreadWhileItsTraceEndsIsALeak) {
   EXPECT_EQ(traced_result.item<float>(), 6.f);
 }
 
+// Array handles count their references intrusively, and the last release skips the locked
+// decrement: eight threads copying, moving and dropping handles to the same arrays (inline
+// small results and buffer-backed big ones) leave each exactly once freed and intact.
+TEST(Concurrency, HandlesSharedAcrossThreadsAreFreedOnceAndIntact) {
+  auto f = tj::jit([](const Array& x) { return x * 2.f + 1.f; });
+  const Array small = f(tj::array({1.f, 2.f, 3.f}));
+  const Array big = f(tj::full({4096}, 0.5f, DType::f32));  // 16 KiB: a buffer of its own
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  std::vector<float> sums(kThreads, 0.f);
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      for (int i = 0; i < 2000; ++i) {
+        Array a = small, b = big;
+        Array c = std::move(a);
+        std::vector<Array> held(4, c);
+        held.push_back(b);
+        b = c;
+        c = held.back();
+        held.clear();
+        if (i % 500 == 0) sums[t] += b.to_vector<float>()[2] + c.to_vector<float>()[4095];
+      }
+    });
+  for (std::thread& th : threads) th.join();
+  for (float s : sums) EXPECT_EQ(s, 4 * (7.f + 2.f));  // 3*2+1 and 0.5*2+1, four times
+  EXPECT_EQ(small.to_vector<float>(), (std::vector<float>{3, 5, 7}));
+  EXPECT_EQ(big.to_vector<float>()[0], 2.f);
+}
+
 }  // namespace

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <vector>
 
+#include "base/array_impl.h"
 #include "promotion_mode.h"
 #include "tracejit/array.h"
 #include "tracejit/dtype.h"

@@ -1,6 +1,7 @@
 #pragma once
 // tj::Array: an immutable n-d array. Outside a trace it owns a host buffer (copies share it);
 // inside a trace it is a tracer: a typed placeholder whose operations are recorded as IR.
+#include <atomic>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -15,21 +16,46 @@ namespace tracejit {
 
 namespace detail {
 struct ArrayImpl;
-}
+/// The reference count at the front of every ArrayImpl: Array holds it intrusively, so a copy
+/// is one increment and the last release frees the block with one direct call (a shared_ptr's
+/// control block took two virtual calls). A copy of an impl starts a count of its own.
+struct Counted {
+  Counted() = default;
+  Counted(const Counted&) noexcept {}
+  Counted& operator=(const Counted&) noexcept { return *this; }
+  std::atomic<int32_t> refs{1};
+  uint8_t block = 0;  ///< which kind of block holds it, for destroy() (array_impl.cpp)
+};
+/// Destroys `impl` and frees its block; called when its last Array goes.
+void destroy(Counted* impl) noexcept;
+}  // namespace detail
 
 class ArrayAt;
 
 class Array {
  public:
   /// An empty handle (as in a default-constructed struct field); any operation on it throws.
-  Array();
-  Array(const Array&) = default;
-  Array(Array&&) noexcept = default;
+  Array() noexcept = default;
+  Array(const Array& other) noexcept : ref_(other.ref_) {
+    if (ref_ != nullptr) ref_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  Array(Array&& other) noexcept : ref_(other.ref_) { other.ref_ = nullptr; }
   /// Assignment rebinds a named array only: `x[0] = 123` (an assignment to a temporary, which
   /// would change nothing) does not compile. Use x.at(0).set(123) for a functional update.
-  Array& operator=(const Array&) & = default;
-  Array& operator=(Array&&) & noexcept = default;
-  ~Array() = default;
+  Array& operator=(const Array& other) & noexcept {
+    if (other.ref_ != nullptr) other.ref_->refs.fetch_add(1, std::memory_order_relaxed);
+    rebind(other.ref_);
+    return *this;
+  }
+  Array& operator=(Array&& other) & noexcept {
+    if (this != &other) {
+      detail::Counted* taken = other.ref_;
+      other.ref_ = nullptr;
+      rebind(taken);
+    }
+    return *this;
+  }
+  ~Array() { release(ref_); }
   /// A 0-d array from a C++ scalar: float→f32, double→f64, int→i32, uint32_t→u32, bool→bool.
   /// Such arrays are weakly typed, as Python scalars are in JAX: combined with an array they
   /// take its dtype (`x * 2` stays f32, `n + 1` on an i32 stays i32).
@@ -47,7 +73,7 @@ class Array {
   /// True inside a trace: the value exists only when the compiled code runs.
   bool is_tracer() const;
   /// False for a default-constructed Array.
-  bool valid() const { return impl_ != nullptr; }
+  bool valid() const { return ref_ != nullptr; }
 
   /// The single element converted to T. Throws ConcretizationError on a tracer and
   /// ShapeError unless size() == 1.
@@ -97,13 +123,30 @@ class Array {
 
   // For tracejit's own layers.
   static Array scalar(DType dtype, double value, bool weak);
-  explicit Array(std::shared_ptr<detail::ArrayImpl> impl) : impl_(std::move(impl)) {}
-  const std::shared_ptr<detail::ArrayImpl>& impl() const { return impl_; }
+  /// Takes over the one reference a new impl starts with.
+  explicit Array(detail::Counted* adopted) noexcept : ref_(adopted) {}
+  /// The implementation (null when !valid()); a template only so that the cast is compiled
+  /// where ArrayImpl is complete.
+  template <class Impl = detail::ArrayImpl>
+  Impl* impl() const {
+    return static_cast<Impl*>(ref_);
+  }
 
  private:
+  static void release(detail::Counted* p) noexcept {
+    // The only holder needs no locked instruction: no one else can take a reference meanwhile.
+    if (p != nullptr && (p->refs.load(std::memory_order_acquire) == 1 ||
+                         p->refs.fetch_sub(1, std::memory_order_acq_rel) == 1))
+      detail::destroy(p);
+  }
+  void rebind(detail::Counted* p) noexcept {
+    detail::Counted* old = ref_;
+    ref_ = p;
+    release(old);
+  }
   // Copies elements converted to `as` into `out`; count -1 means all (else must equal size()).
   void read_elements(DType as, void* out, int64_t count, const char* op) const;
-  std::shared_ptr<detail::ArrayImpl> impl_;
+  detail::Counted* ref_ = nullptr;
 };
 
 std::ostream& operator<<(std::ostream& os, const Array& a);

@@ -734,8 +734,12 @@ class SlotArrays {
   alignas(Array) unsigned char raw_[kFlatMaxTemporaries][sizeof(Array)];
 };
 
+// A value returned twice (CounterV2's `n + 1`) is copied up to this size rather than shared: a
+// fresh free-list block costs less than the two locked reference-count updates of sharing.
+constexpr int64_t kCopiedOutputBytes = 64;
+
 // Hands the root block's results to the caller: inputs and constants shared, the buffers of
-// slots (owned(slot)) moved out at their last use.
+// slots (owned(slot)) moved out at their last use (or copied before, when small).
 template <class Owned>
 void take_outputs(const Block& b, const Array* const* inputs, Array* outputs, Owned owned) {
   for (size_t k = 0; k < b.outputs.size(); ++k) {
@@ -745,8 +749,14 @@ void take_outputs(const Block& b, const Array* const* inputs, Array* outputs, Ow
       case Source::kConstant: outputs[k] = o.constant; break;
       case Source::kSlot: {
         Array& a = owned(static_cast<size_t>(o.index));
-        if (b.output_moves[k]) outputs[k] = std::move(a);
-        else outputs[k] = a;
+        if (b.output_moves[k]) {
+          outputs[k] = std::move(a);
+        } else if (const int64_t bytes = b.output_bytes[k]; bytes <= kCopiedOutputBytes) {
+          outputs[k] = detail::make_concrete(a.impl()->type, bytes);
+          std::memcpy(outputs[k].impl()->elements, a.impl()->elements, static_cast<size_t>(bytes));
+        } else {
+          outputs[k] = a;
+        }
         break;
       }
     }

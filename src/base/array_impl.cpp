@@ -46,9 +46,38 @@ struct InlineArrayImpl final : ArrayImpl {
   alignas(base::kBufferAlign) unsigned char storage[N];
 };
 
+// The kinds of block an impl lives in (Counted::block): a plain ArrayImpl, or an inline one.
+enum Block : uint8_t { kPlain, kInline64, kInline512, kInline4096 };
+
+template <class T>
+using BlockList = base::FreeList<sizeof(T), alignof(T)>;
+
+// A new T (an impl with its count at 1) in a block of its free list.
+template <class T, class... Args>
+Array make_impl(Block block, const Args&... args) {
+  void* p = BlockList<T>::allocate();
+  T* impl;
+  try {
+    impl = new (p) T(args...);
+  } catch (...) {  // a shape of rank > 4 allocates
+    BlockList<T>::release(p);
+    throw;
+  }
+  impl->block = block;
+  return Array(impl);
+}
+
+template <class T>
+void destroy_as(ArrayImpl* impl) noexcept {
+  T* t = static_cast<T*>(impl);
+  t->~T();
+  BlockList<T>::release(t);
+}
+
 template <size_t N>
 Array make_inline(const base::Type& type) {
-  return Array(std::allocate_shared<InlineArrayImpl<N>>(base::FreeListAllocator<InlineArrayImpl<N>>(), type));
+  constexpr Block block = N == 64 ? kInline64 : N == 512 ? kInline512 : kInline4096;
+  return make_impl<InlineArrayImpl<N>>(block, type);
 }
 
 int64_t bytes_of(const base::Type& type) { return type.size() * dtype_size(type.dtype); }
@@ -81,9 +110,9 @@ std::shared_ptr<base::Buffer> shared_buffer(const ArrayImpl& impl) {
 
 Array retyped(const ArrayImpl& impl, const base::Type& type) {
   if (impl.buffer != nullptr || impl.is_tracer()) {
-    auto view = std::allocate_shared<ArrayImpl>(base::FreeListAllocator<ArrayImpl>(), impl);
-    view->type = type;
-    return Array(std::move(view));
+    Array view = make_impl<ArrayImpl>(kPlain, impl);
+    view.impl()->type = type;
+    return view;
   }
   const int64_t bytes = bytes_of(type);
   Array out = make_concrete(type, bytes);
@@ -98,11 +127,31 @@ void rethrow_as(std::string_view op, const ResourceError& e) {
 }
 
 Array array_over(const base::Type& type, std::shared_ptr<base::Buffer> buffer) {
-  auto impl = std::allocate_shared<ArrayImpl>(base::FreeListAllocator<ArrayImpl>());
-  impl->type = type;
+  Array a = make_impl<ArrayImpl>(kPlain, type);
+  ArrayImpl* impl = a.impl();
   impl->elements = buffer->data();
   impl->buffer = std::move(buffer);
-  return Array(std::move(impl));
+  return a;
+}
+
+Array make_placeholder(const base::Type& type) { return make_impl<ArrayImpl>(kPlain, type); }
+
+Array make_tracer(const base::Type& type, std::shared_ptr<TraceState> trace, int32_t var) {
+  Array a = make_impl<ArrayImpl>(kPlain, type);
+  ArrayImpl* impl = a.impl();
+  impl->trace = std::move(trace);
+  impl->var = var;
+  return a;
+}
+
+void destroy(Counted* counted) noexcept {
+  auto* impl = static_cast<ArrayImpl*>(counted);
+  switch (static_cast<Block>(impl->block)) {
+    case kPlain: return destroy_as<ArrayImpl>(impl);
+    case kInline64: return destroy_as<InlineArrayImpl<64>>(impl);
+    case kInline512: return destroy_as<InlineArrayImpl<512>>(impl);
+    case kInline4096: return destroy_as<InlineArrayImpl<4096>>(impl);
+  }
 }
 
 const ArrayImpl& impl_of(const Array& a, std::string_view op) {

@@ -12,7 +12,7 @@ namespace tracejit::detail {
 
 class TraceState;
 
-struct ArrayImpl {
+struct ArrayImpl : Counted {
   ArrayImpl() = default;
   // Copy-constructs the type: a shape of rank <= 4 is then one memcpy of its inline storage
   // (assigning it goes through InlinedVector::Assign, ~5% of a small jitted call).
@@ -39,6 +39,10 @@ Array make_concrete(const base::Type& type);
 Array make_concrete(const base::Type& type, int64_t bytes);
 /// Rethrows an allocation's ResourceError as the operation `op`'s.
 [[noreturn]] void rethrow_as(std::string_view op, const ResourceError& e);
+/// An array of `type` with no elements: a placeholder that is only traced over (vmap's lanes).
+Array make_placeholder(const base::Type& type);
+/// A tracer of `type`: variable `var` of `trace`.
+Array make_tracer(const base::Type& type, std::shared_ptr<TraceState> trace, int32_t var);
 /// A concrete array of `type` over `buffer` (shared, not copied).
 Array array_over(const base::Type& type, std::shared_ptr<base::Buffer> buffer);
 /// A buffer holding `impl`'s elements that outlives it (a trace's constants): its own buffer,

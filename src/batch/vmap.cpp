@@ -54,7 +54,7 @@ VmapPlan vmap_plan(const FlatArgs& flat, const VmapOptions& options) {
       // One lane's value: the type without the mapped axis (never read, only traced over).
       base::Type lane = impl.type;
       lane.shape.erase(lane.shape.begin() + ax);
-      plan.lane.leaves[i] = Array(std::make_shared<ArrayImpl>(lane));
+      plan.lane.leaves[i] = make_placeholder(lane);
     }
   }
   if (first.empty())

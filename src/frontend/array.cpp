@@ -52,11 +52,10 @@ void convert_elements(DType from, const void* src, To* dst, int64_t n) {
 
 using detail::raise;
 
-Array::Array() = default;
 
 Array Array::scalar(DType dtype, double value, bool weak) {
   Array a = detail::make_concrete(ir::Type{dtype, {}, weak});
-  void* p = a.impl_->elements;
+  void* p = a.impl()->elements;
   switch (dtype) {
     case DType::f32: *static_cast<float*>(p) = static_cast<float>(value); break;
     case DType::f64: *static_cast<double*>(p) = value; break;
@@ -72,7 +71,7 @@ int64_t Array::ndim() const { return static_cast<int64_t>(shape().size()); }
 int64_t Array::size() const { return shape_size(shape()); }
 DType Array::dtype() const { return detail::impl_of(*this, "dtype").type.dtype; }
 bool Array::weak_type() const { return detail::impl_of(*this, "weak_type").type.weak; }
-bool Array::is_tracer() const { return impl_ && impl_->is_tracer(); }
+bool Array::is_tracer() const { return valid() && impl()->is_tracer(); }
 
 void Array::read_elements(DType as, void* out, int64_t count, const char* op) const {
   const detail::ArrayImpl& impl = detail::concrete_impl(*this, op);
@@ -114,9 +113,9 @@ Array Array::operator[](int64_t i) const {
 
 std::string Array::str() const {
   if (!valid()) return "Array(uninitialized)";
-  if (impl_->is_tracer())
-    return absl::StrCat("Traced<", ir::type_str(impl_->type), ">(trace '", impl_->trace->name(), "')");
-  return detail::format_array(impl_->type.dtype, impl_->type.shape, impl_->elements);
+  if (impl()->is_tracer())
+    return absl::StrCat("Traced<", ir::type_str(impl()->type), ">(trace '", impl()->trace->name(), "')");
+  return detail::format_array(impl()->type.dtype, impl()->type.shape, impl()->elements);
 }
 
 std::ostream& operator<<(std::ostream& os, const Array& a) { return os << a.str(); }

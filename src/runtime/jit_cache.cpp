@@ -165,7 +165,7 @@ const JitEntry* JitCache::find_last(const void* tag, const Array* const* leaves,
       sig.threefry_partitionable != random::threefry_partitionable())
     return nullptr;
   for (size_t i = 0; i < count; ++i) {
-    const ArrayImpl* impl = leaves[i]->impl().get();
+    const ArrayImpl* impl = leaves[i]->impl();
     // An empty array or a tracer takes the slow path, which says what is wrong.
     if (impl == nullptr || impl->is_tracer() || !(impl->type == sig.leaves[i])) return nullptr;
   }
@@ -330,7 +330,7 @@ void check_compiled_leaves(const JitEntry& entry, const std::string& name, const
   if (count == sig.leaves.size()) {  // the common case first, with no call per leaf
     size_t i = 0;
     for (; i < count; ++i) {
-      const ArrayImpl* impl = leaves[i]->impl().get();
+      const ArrayImpl* impl = leaves[i]->impl();
       if (impl == nullptr || impl->is_tracer() || impl->type.dtype != sig.leaves[i].dtype ||
           !base::same_shape(impl->type.shape, sig.leaves[i].shape))
         break;

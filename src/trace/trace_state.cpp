@@ -76,11 +76,7 @@ void raise_leak(const ArrayImpl& impl, std::string_view op) {
 }
 
 Array TraceState::make_tracer(ir::VarId v) {
-  auto impl = std::make_shared<ArrayImpl>();
-  impl->type = fn_.type(v);
-  impl->trace = shared_from_this();
-  impl->var = v;
-  return Array(std::move(impl));
+  return detail::make_tracer(fn_.type(v), shared_from_this(), v);
 }
 
 Array TraceState::new_input(const ir::Type& type, const Array* value) {
