@@ -91,6 +91,7 @@ struct Block {
     ir::Type type;
     int64_t bytes;
     int64_t scratch = -1;  // flat blocks: its offset in the call's stack scratch (no output reads it)
+    int output = -1;       // flat blocks: the one output that reads it, which it is made in
   };
   std::vector<Temporary> temporaries;  // kernel results, allocated per frame
   void add_temporary(int slot, const ir::Type& type) {
@@ -100,7 +101,7 @@ struct Block {
   std::vector<HostCall> host_calls;
   std::vector<RegionStep> regions;
   std::vector<Source> outputs;
-  std::vector<bool> output_moves;  // per output: no later output reads its slot, so it may move
+  std::vector<uint8_t> output_moves;  // per output: no later output reads its slot, so it may move
   std::vector<int64_t> output_bytes;
   // Per output: the slot a caller may point at its own buffer before the block runs (the
   // output is then written there directly), or -1 when it must be copied out afterwards.
@@ -109,7 +110,9 @@ struct Block {
   // (run_flat). The temporaries that no output reads live in a stack scratch area; the others
   // are Arrays, their owners indexed by owner_of_slot (-1: none).
   bool flat = false;
+  bool zero_slots = false;             // some slot is none of the above: clear them first
   std::vector<int> owner_of_slot;
+  std::vector<uint8_t> output_direct;  // per output: a temporary made in place (Temporary::output)
 };
 
 // The most slots and temporaries a flat block has: a 64-leaf call is 65 slots and one temporary.
@@ -288,22 +291,39 @@ Source source_of(const ir::Function& fn, const FusionPlan& plan, ir::VarId v) {
 void plan_flat(Block& b) {
   b.flat = b.regions.empty() && b.host_calls.empty() && b.num_slots <= kFlatMaxSlots;
   if (!b.flat) return;
-  std::vector<bool> read_out(b.num_slots, false);
-  for (const Source& o : b.outputs)
-    if (o.kind == Source::kSlot) read_out[static_cast<size_t>(o.index)] = true;
+  std::vector<int> readers(b.num_slots, 0), reader(b.num_slots, -1);  // outputs reading each slot
+  for (size_t k = 0; k < b.outputs.size(); ++k)
+    if (const Source& o = b.outputs[k]; o.kind == Source::kSlot) {
+      ++readers[static_cast<size_t>(o.index)];
+      reader[static_cast<size_t>(o.index)] = static_cast<int>(k);
+    }
+  std::vector<bool> set(b.num_slots, false);
+  for (const auto& [slot, value] : b.constants) set[static_cast<size_t>(slot)] = true;
+  for (int slot : b.input_slots) set[static_cast<size_t>(slot)] = true;
   b.owner_of_slot.assign(b.num_slots, -1);
+  b.output_direct.assign(b.outputs.size(), 0);
   int64_t used = 0;
   int owners = 0;
   for (Block::Temporary& t : b.temporaries) {
+    const auto slot = static_cast<size_t>(t.slot);
+    set[slot] = true;
     const int64_t size = (std::max<int64_t>(t.bytes, 1) + 63) / 64 * 64;  // 64-byte aligned
-    if (!read_out[static_cast<size_t>(t.slot)] && used + size <= kFlatScratchBytes) {
+    if (readers[slot] == 0 && used + size <= kFlatScratchBytes) {
       t.scratch = used;
       used += size;
+    } else if (readers[slot] == 1) {
+      t.output = reader[slot];
+      b.output_direct[static_cast<size_t>(t.output)] = 1;
     } else {
-      b.owner_of_slot[static_cast<size_t>(t.slot)] = owners++;
+      b.owner_of_slot[slot] = owners++;
     }
   }
+  b.zero_slots = std::find(set.begin(), set.end(), false) != set.end();
   b.flat = static_cast<size_t>(owners) <= kFlatMaxTemporaries;
+  if (!b.flat) {  // a Frame runs it: every temporary in its buffers
+    b.output_direct.clear();
+    for (Block::Temporary& t : b.temporaries) t.output = -1;
+  }
 }
 
 std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& plan,
@@ -426,10 +446,10 @@ struct RegionState {
 struct Frame {
   explicit Frame(const Block& b) : block(b), slots(b.num_slots, nullptr), buffers(b.num_slots) {
     for (const auto& [slot, value] : b.constants) slots[static_cast<size_t>(slot)] = value.impl()->elements;
-    for (const auto& [slot, type, bytes, offset] : b.temporaries) {
-      Array& a = buffers[static_cast<size_t>(slot)];
-      a = detail::make_concrete(type, bytes);
-      slots[static_cast<size_t>(slot)] = a.impl()->elements;
+    for (const Block::Temporary& t : b.temporaries) {
+      Array& a = buffers[static_cast<size_t>(t.slot)];
+      a = detail::make_concrete(t.type, t.bytes);
+      slots[static_cast<size_t>(t.slot)] = a.impl()->elements;
     }
     regions.resize(b.regions.size());
   }
@@ -748,6 +768,7 @@ void take_outputs(const Block& b, const Array* const* inputs, Array* outputs, Ow
       case Source::kInput: outputs[k] = *inputs[static_cast<size_t>(o.index)]; break;
       case Source::kConstant: outputs[k] = o.constant; break;
       case Source::kSlot: {
+        if (!b.output_direct.empty() && b.output_direct[k]) break;  // made in place
         Array& a = owned(static_cast<size_t>(o.index));
         if (b.output_moves[k]) {
           outputs[k] = std::move(a);
@@ -763,15 +784,27 @@ void take_outputs(const Block& b, const Array* const* inputs, Array* outputs, Ow
   }
 }
 
-// Runs a flat root block: kernels in order over a slot array on the stack.
+// Runs a flat root block: kernels in order over a slot array on the stack, a result read by one
+// output made in that output.
 void run_flat(const Block& b, const Array* const* inputs, Array* outputs) {
   void* slots[kFlatMaxSlots];
-  for (size_t i = 0; i < b.num_slots; ++i) slots[i] = nullptr;
+  if (b.zero_slots)
+    for (size_t i = 0; i < b.num_slots; ++i) slots[i] = nullptr;
   SlotArrays owned;
   alignas(64) unsigned char scratch[kFlatScratchBytes];
   for (const auto& [slot, value] : b.constants) slots[static_cast<size_t>(slot)] = value.impl()->elements;
-  for (const auto& [slot, type, bytes, offset] : b.temporaries)
-    slots[static_cast<size_t>(slot)] = offset >= 0 ? scratch + offset : owned.add(type, bytes).impl()->elements;
+  for (const auto& [slot, type, bytes, offset, output] : b.temporaries) {
+    void*& p = slots[static_cast<size_t>(slot)];
+    if (offset >= 0) {
+      p = scratch + offset;
+    } else if (output >= 0) {
+      Array& out = outputs[static_cast<size_t>(output)];
+      out = detail::make_concrete(type, bytes);
+      p = out.impl()->elements;
+    } else {
+      p = owned.add(type, bytes).impl()->elements;
+    }
+  }
   for (size_t i = 0; i < b.input_slots.size(); ++i)
     slots[static_cast<size_t>(b.input_slots[i])] = inputs[i]->impl()->elements;
   for (const Step& step : b.steps) run_step(step, slots);
