@@ -293,6 +293,28 @@ TEST(JitCallPath, SmallResultsFreedOnAnotherThread) {
   }
 }
 
+// A thread's last-entry slots hold their entries until the thread exits, and a call made while
+// the thread's own thread-locals are being destroyed still runs (it remembers nothing).
+TEST(JitCallPath, ThreadExitReleasesTheLastEntriesAndCallsFromThreadLocalDestructorsRun) {
+  auto f = std::make_shared<tj::Jitted<Array (*)(const Array&)>>(
+      tj::jit(+[](const Array& x) { return x * 5; }, {.max_cached_signatures = 1}));
+  struct CallsAtExit {
+    std::shared_ptr<tj::Jitted<Array (*)(const Array&)>> f;
+    float* got;
+    ~CallsAtExit() { *got = (*f)(Array(2.f)).item<float>(); }
+  };
+  float at_exit = 0;
+  std::thread([&] {
+    thread_local CallsAtExit calls{f, &at_exit};
+    EXPECT_EQ((*f)(Array(1.f)).item<float>(), 5.f);
+    EXPECT_EQ((*f)(Array(3.f)).item<float>(), 15.f);  // from this thread's last entry
+  }).join();
+  EXPECT_EQ(at_exit, 10.f);
+  EXPECT_EQ((*f)(tj::ones({2})).to_vector<float>(), (std::vector<float>{5, 5}));  // evicts f32[]
+  EXPECT_EQ((*f)(Array(4.f)).item<float>(), 20.f);
+  EXPECT_EQ(f->stats().traces, 3);
+}
+
 TEST(JitCallPath, SmallArraysOutliveWhatTheyWereMadeFrom) {
   // Arrays of up to 64 bytes keep their elements inline, in their own block: a reshape of one,
   // and a trace's constant taken from one, must own what they read once it is freed (and its

@@ -55,14 +55,27 @@ struct alignas(64) ThreadHits {
 // Threads that get a ThreadHits of their own per function; later ones count in a shared atomic.
 constexpr size_t kMaxThreadHits = 64;
 
+// Trivially destructible, so that reading it needs no thread-local initialization guard (read
+// through __tls_get_addr at every access, even initial-exec).
 struct LastEntry {
   uint64_t cache_id = 0;  // 0: empty (ids start at 1)
   const void* tag = nullptr;
-  std::shared_ptr<const JitEntry> entry;  // held: an eviction meanwhile cannot free it
-  ThreadHits* hits = nullptr;             // owned by the function's cache; null: count shared
+  const JitEntry* entry = nullptr;  // held in t_held: an eviction meanwhile cannot free it
+  ThreadHits* hits = nullptr;       // owned by the function's cache; null: count shared
 };
 // initial-exec: a library's thread-locals otherwise cost a __tls_get_addr call per access.
-[[gnu::tls_model("initial-exec")]] thread_local std::array<LastEntry, kLastEntrySlots> t_last;
+[[gnu::tls_model("initial-exec")]] constinit thread_local std::array<LastEntry, kLastEntrySlots> t_last{};
+[[gnu::tls_model("initial-exec")]] constinit thread_local bool t_held_gone = false;
+// The references that keep t_last's entries alive, touched by remember() only. At thread exit
+// it empties t_last before releasing them.
+struct HeldEntries {
+  std::array<std::shared_ptr<const JitEntry>, kLastEntrySlots> entries;
+  ~HeldEntries() {
+    t_held_gone = true;
+    t_last = {};
+  }
+};
+thread_local HeldEntries t_held;
 
 std::atomic<uint64_t> g_next_cache_id{1};
 
@@ -176,12 +189,13 @@ const JitEntry* JitCache::find_last(const void* tag, const Array* const* leaves,
 }
 
 void JitCache::remember(const void* tag, const std::shared_ptr<const JitEntry>& entry) const {
-  if (tag == nullptr) return;
-  LastEntry& last = t_last[id_ % kLastEntrySlots];
-  if (last.cache_id != id_) last.hits = impl_->hits_of_this_thread();
-  last.cache_id = id_;
-  last.tag = tag;
-  last.entry = entry;  // may release another function's entry: never under a lock of ours
+  if (tag == nullptr || t_held_gone) return;  // (a call from a thread-local's destructor)
+  const size_t slot = id_ % kLastEntrySlots;
+  LastEntry& last = t_last[slot];
+  ThreadHits* hits = last.cache_id == id_ ? last.hits : impl_->hits_of_this_thread();
+  last = {};  // empty while its entry changes
+  t_held.entries[slot] = entry;  // may release another function's entry: never under a lock of ours
+  last = {.cache_id = id_, .tag = tag, .entry = entry.get(), .hits = hits};
 }
 
 std::shared_ptr<const JitEntry> JitCache::find(const FlatArgs& args, const void* tag) {
