@@ -34,7 +34,10 @@ class FreeList {
   static void release(void* p) noexcept {
     State& s = state();
     if (kUseFreeLists && s.count < kFreeListMaxBlocks && !s.closed) {
-      if (s.count == 0) drainer();  // registers the thread-exit drain before the first block
+      if (!s.draining) {  // registers the thread-exit drain before the first block (once: the
+        drainer();        // Drainer's guard is read through __tls_get_addr)
+        s.draining = true;
+      }
       Node* n = static_cast<Node*>(p);
       n->next = s.head;
       s.head = n;
@@ -53,7 +56,8 @@ class FreeList {
   struct State {
     Node* head = nullptr;
     uint32_t count = 0;
-    bool closed = false;  // the thread is exiting: free to the heap from now on
+    bool closed = false;    // the thread is exiting: free to the heap from now on
+    bool draining = false;  // the Drainer is registered
   };
   // initial-exec: a library's thread-locals otherwise cost a __tls_get_addr call per access.
   static State& state() {
