@@ -132,11 +132,20 @@ Results unbatched(const BatchArgs& a, Flags& ob) {
   return out;
 }
 
-// debug_print formats the whole batch: every lane's value, in one line (JAX prints per lane;
-// one line keeps program order and the count of prints the same as the unbatched program).
+// debug_print prints once per lane, in lane order, each with that lane's values (as JAX's
+// vmap of jax.debug.print does); unbatched operands print the same in every lane.
 Results debug_print_rule(const BatchArgs& a, Flags& ob) {
   ob.clear();
-  return detail::bind(a.prim, a.in, a.params);
+  std::vector<Array> lanes(a.in.size());
+  for (size_t k = 0; k < a.in.size(); ++k)
+    if (a.batched[k]) lanes[k] = a.moved(k);
+  std::vector<Array> args(a.in.begin(), a.in.end());
+  for (int64_t i = 0; i < a.size; ++i) {
+    for (size_t k = 0; k < a.in.size(); ++k)
+      if (a.batched[k]) args[k] = lanes[k][i];
+    detail::bind(a.prim, args, a.params);
+  }
+  return {};
 }
 
 }  // namespace
