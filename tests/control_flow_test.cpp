@@ -1251,6 +1251,31 @@ TEST(ControlFlowCond, Predicates) {
   }
 }
 
+// A cond whose index folds to a constant (a C++ bool, a comparison of constants) is replaced
+// by the branch it takes in the optimized IR; the branch's effects still run, in order.
+TEST(ControlFlowCond, AConstantIndexLeavesOnlyTheTakenBranch) {
+  auto branchy = [](const Array& pred, const Array& x) {
+    return tj::cond(
+        pred,
+        [](const Array& a) {
+          tj::debug::print("taken {}", a);
+          return a * a;
+        },
+        [](const Array& a) { return -a; }, x);
+  };
+  auto by_bool = tj::jit([&](const Array& x) { return branchy(Array(true), x); });
+  auto by_compare = tj::jit([&](const Array& x) { return branchy(f32(1) > 2.f, x); });
+  const std::string ir = by_bool.lower(f32(3)).optimized_ir();
+  EXPECT_EQ(count(ir, "cond["), 0) << ir;
+  EXPECT_HAS(ir, "debug_print");
+  EXPECT_EQ(count(by_compare.lower(f32(3)).optimized_ir(), "cond["), 0);
+  testing::internal::CaptureStdout();
+  ExpectFloats(by_bool(f32(3)), {9});
+  ExpectFloats(by_compare(f32(3)), {-3});  // 1 > 2 is false
+  EXPECT_EQ(testing::internal::GetCapturedStdout(), "taken 3.0\n");  // a scalar prints as NumPy's
+  ExpectFloats(tj::jit(tj::grad([&](const Array& x) { return branchy(Array(false), x); }))(f32(4)), {-1});
+}
+
 TEST(ControlFlowCond, PytreeOperandsAndOutputs) {
   // true: (pos + vel, Particle{vel, pos} scaled by k); false: (pos - vel, the particle unchanged).
   auto f = [](const Array& p, const Particle& q, const std::pair<Array, Array>& k) {

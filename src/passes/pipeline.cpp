@@ -1,5 +1,5 @@
-// The pass pipeline: calls inlined and regions optimized, then simplify, cse, dce, repeated
-// until nothing changes, the verifier after each pass.
+// The pass pipeline: calls inlined and regions optimized, then simplify, inline, cse, dce,
+// repeated until nothing changes, the verifier after each pass.
 #include "passes/pipeline.h"
 
 #include "ir/region_utils.h"
@@ -15,8 +15,14 @@ struct Pass {
   std::string_view name;
   bool (*run)(ir::Function&);
 };
-constexpr Pass kPipeline[] = {
-    {"simplify", simplify}, {"cse", cse}, {"dce", dce}, {"dce_loops", dce_loops}};
+// Calls that simplify made (a cond with a constant index calls its branch) are inlined.
+bool inline_new_calls(ir::Function& fn) { return ir::inline_calls(fn, /*custom_vjp=*/true); }
+
+constexpr Pass kPipeline[] = {{"simplify", simplify},
+                              {"inline", inline_new_calls},
+                              {"cse", cse},
+                              {"dce", dce},
+                              {"dce_loops", dce_loops}};
 
 }  // namespace
 

@@ -2,7 +2,9 @@
 // arithmetic (x*1 -> x holds for NaN and -0; x+0 -> x does not for x = -0, so it is applied to
 // integers only), and a value is replaced only by one of identical type, weak bit included, so
 // the verifier's re-derived types never change.
+#include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "absl/container/flat_hash_map.h"
 #include "passes/pipeline.h"
@@ -32,6 +34,7 @@ class Simplifier {
     for (size_t i = 0; i < fn_.eqns.size(); ++i) {
       ir::Eqn& e = fn_.eqns[i];
       subst_.apply(e);
+      changed = select_branch(e) || changed;
       // Effects have no result to fold or forward; loops and branches are not run at compile
       // time (their regions were optimized on their own): both are kept in place.
       const bool opaque = ir::has_effect(e) || ir::has_regions(e.prim);
@@ -49,6 +52,25 @@ class Simplifier {
   }
 
  private:
+  // A cond whose index is a constant becomes a call of the branch it takes (clamped, as at run
+  // time), which the pipeline then inlines; not when the branch's result types differ from the
+  // cond's (a weak bit that another branch made strong).
+  bool select_branch(ir::Eqn& e) {
+    if (e.prim != Prim::kCond) return false;
+    auto it = const_of_.find(e.in[0]);
+    if (it == const_of_.end()) return false;
+    const auto n = static_cast<int64_t>(e.params.regions.size());
+    const int64_t index = std::clamp<int64_t>(it->second.item<int32_t>(), 0, n - 1);
+    std::shared_ptr<const ir::Function> branch = e.params.regions[static_cast<size_t>(index)];
+    for (size_t k = 0; k < e.out.size(); ++k)
+      if (branch->type(branch->outputs[k]) != fn_.type(e.out[k])) return false;
+    e.prim = Prim::kCall;
+    e.in.erase(e.in.begin());
+    e.params = ir::Params{.text = "cond branch " + std::to_string(index)};
+    e.params.regions = {std::move(branch)};
+    return true;
+  }
+
   // Replaces e's single result by `v` when the types agree exactly.
   bool forward(const ir::Eqn& e, ir::VarId v) {
     if (e.out.size() != 1 || fn_.type(v) != fn_.type(e.out[0])) return false;
