@@ -608,6 +608,31 @@ TEST(ControlFlowScan, DeadCarriesYsConstsAndXs) {
     ExpectFloats(w(f32(1)), {15});
     ExpectFloats(tj::jit(w)(f32(1)), {15});
   }
+  {  // a while's carry that only feeds itself goes, with the const only it reads
+    // Carries (i, x, junk): i < 3, x <- 2x, junk <- junk * k + x; only x is returned: x0 * 8.
+    using C = std::tuple<Array, Array, Array>;
+    auto w = [](const Array& x0, const Array& k) {
+      return std::get<1>(tj::while_loop([](const C& c) { return std::get<0>(c) < 3; },
+                                        [&](const C& c) {
+                                          const auto& [i, x, junk] = c;
+                                          return C{i + 1, x * 2.f, junk * k + x};
+                                        },
+                                        C{i32(0), x0, f32(0)}));
+    };
+    auto jw = tj::jit(w);
+    ExpectFloats(jw(f32(1.5f), f32(3)), {12});
+    // The results of the one while in a printed program: "c:i32[] d:f32[] = while[...]".
+    auto while_results = [](const std::string& ir) {
+      EXPECT_EQ(count(ir, "while["), 1) << ir;
+      const std::string before = ir.substr(0, ir.find("while["));
+      return count(before.substr(before.rfind('\n') + 1), ":");
+    };
+    const tj::Lowered lowered = jw.lower(f32(1.5f), f32(3));
+    EXPECT_EQ(while_results(lowered.ir()), 3);
+    EXPECT_EQ(while_results(lowered.optimized_ir()), 2) << lowered.optimized_ir();
+    EXPECT_HAS(lowered.ir(), "body_nconsts=1");  // k, which only junk reads
+    EXPECT_HAS(lowered.optimized_ir(), "body_nconsts=0");
+  }
   {  // dead carries ys consts and xs beside live ones
     // Carries (a, b, c), xs (x1, x2, x3), consts w1 w2 w3; only c and y2 are returned:
     //   a' = a + x1 w1, b' = b w2 + x2 (dead), c' = c + a, y1 = x3 w3 (dead), y2 = 2a.

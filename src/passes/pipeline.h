@@ -12,7 +12,8 @@ namespace tracejit::passes {
 
 /// Removes equations whose results are never used.
 bool dce(ir::Function& fn);
-/// Removes scan carries and ys that nothing reads (and the consts and xs only they read).
+/// Removes scan and while carries and scan ys that nothing reads (and the consts and xs only
+/// they read).
 bool dce_loops(ir::Function& fn);
 /// Merges equations with the same primitive, operands and parameters, and identical constants.
 bool cse(ir::Function& fn);
