@@ -237,12 +237,9 @@ class ThreadPool {
   unsigned sleeping_ = 0;       // workers waiting on wake_; guarded by mutex_
 };
 
-void run_range(const Step& step, void** slots) {
+// A step big enough for the pool, in chunks.
+[[gnu::noinline]] void run_parallel(const Step& step, void** slots) {
   const int64_t total = step.trip_count * step.work;
-  if (!step.splittable || total < kParallelMinWork) {  // the common small case: no pool
-    step.fn(slots, 0, step.trip_count);
-    return;
-  }
   ThreadPool& pool = ThreadPool::instance();
   const int64_t chunks =
       pool.threads() < 2
@@ -257,7 +254,13 @@ void run_range(const Step& step, void** slots) {
   });
 }
 
-void run_step(const Step& step, void** slots) {
+// Inlined into the callers' loops: the common small step is one indirect call.
+inline void run_range(const Step& step, void** slots) {
+  if (!step.splittable || step.trip_count * step.work < kParallelMinWork) step.fn(slots, 0, step.trip_count);
+  else run_parallel(step, slots);
+}
+
+inline void run_step(const Step& step, void** slots) {
   run_range(step, slots);
   if (step.combine) step.combine(slots, 0, 1);
 }
