@@ -278,4 +278,35 @@ TEST(Hessian, VectorLeavesGiveOutByInBlocks) {
   expect_close(h.at(".bias").bias, std::vector<double>(9, 0), 0);
 }
 
+// A Jacobian w.r.t. integers, or jacrev of an integer output, is a TypeError naming the
+// transform, the leaf and its type (JAX raises for both); grad says the same of its arguments.
+TEST(Jacobian, IntegerArgumentsAndJacrevOfIntegerOutputsAreTypeErrors) {
+  auto twice = [](const Array& x) { return x * 2; };
+  auto message = [](auto&& call) {
+    try {
+      call();
+    } catch (const tj::TypeError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no TypeError");
+  };
+  const std::string fwd = message([&] { tj::jacfwd(twice)(tj::arange(3)); });
+  EXPECT_NE(fwd.find("[jacfwd] argument 0 is i32[3]"), std::string::npos) << fwd;
+  EXPECT_NE(fwd.find("tj::astype"), std::string::npos) << fwd;
+  const std::string rev = message([&] { tj::jacrev(twice)(tj::arange(3)); });
+  EXPECT_NE(rev.find("[jacrev] argument 0 is i32[3]"), std::string::npos) << rev;
+  const std::string pytree = message([&] {
+    tj::jacfwd([](const Params& p) { return p.weight * 2.f; })(Params{tj::ones({2}), tj::arange(2)});
+  });
+  EXPECT_NE(pytree.find("argument 0 leaf .bias is i32[2]"), std::string::npos) << pytree;
+  const std::string out = message([] {
+    tj::jacrev([](const Array& x) { return tj::astype(x * 3.f, DType::i32); })(tj::ones({2}));
+  });
+  EXPECT_NE(out.find("[jacrev] the output is i32[2]"), std::string::npos) << out;
+  // Float arguments with an integer argument elsewhere are fine: d(x * n)/dx = n on the diagonal.
+  const Array j = tj::jacfwd([](const Array& x, const Array& n) { return x * astype(n, DType::f32); })(
+      tj::ones({2}), tj::full({2}, 3, DType::i32));
+  expect_close(j, {3, 0, 0, 3}, 0);
+}
+
 }  // namespace jacobian_test

@@ -6,6 +6,7 @@
 #include <map>
 #include <span>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -31,6 +32,10 @@ JacobianBlocks jacobian_blocks(std::span<const Array> stacked, std::span<const A
 /// of the output basis, [output total, in_i shape...].
 JacobianBlocks unflatten_rows(std::span<const Array> rows, std::span<const Array> out_leaves,
                               std::span<const Array> in_leaves);
+
+/// tj::TypeError naming `op`, `what` ("argument 0", "the output") and the leaf unless every leaf
+/// of `tree` is a float: a Jacobian w.r.t. or of integers is not defined (JAX raises too).
+void check_float_leaves(std::string_view op, const Flattened& tree, std::string_view what);
 
 /// The Jacobian in the caller's types: an Array output keeps the argument's type X (an Array
 /// when X is); a pytree output R over an Array argument is R; over a pytree argument, C++ has
@@ -82,6 +87,7 @@ class JacobianFn {
     auto at = [&](const X& xx) { return call_with<N>(f, all, xx); };
     using R = arrayified_t<decltype(call_with<N>(f, all, x))>;
     const Flattened in = tree_flatten(x);
+    check_float_leaves(kForward ? "jacfwd" : "jacrev", in, "argument " + std::to_string(N));
     if constexpr (kForward) {
       // One tangent per input element, all pushed through jvp at once.
       const X basis = tree_unflatten<X>(in.def, basis_leaves(in.leaves));
@@ -93,6 +99,7 @@ class JacobianFn {
       // vjp at once.
       auto [out, pull] = vjp(at, x);
       const Flattened o = tree_flatten(out);
+      check_float_leaves("jacrev", o, "the output");
       const R basis = tree_unflatten<R>(o.def, basis_leaves(o.leaves));
       const X rows = vmap([&](const R& ct) { return std::get<0>(pull(ct)); })(basis);
       return assemble_jacobian<R, X>(o.def, in.def, unflatten_rows(tree_leaves(rows), o.leaves, in.leaves));

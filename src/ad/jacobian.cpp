@@ -2,6 +2,7 @@
 // reshapes that turn stacked rows or columns into blocks of out_leaf.shape + in_leaf.shape.
 #include "tracejit/jacobian.h"
 
+#include "base/errors.h"
 #include "tracejit/ops.h"
 
 namespace tracejit::detail {
@@ -20,6 +21,20 @@ Shape concat_shapes(const Shape& a, const Shape& b) {
 }
 
 }  // namespace
+
+void check_float_leaves(std::string_view op, const Flattened& tree, std::string_view what) {
+  const std::vector<KeyPath> paths = leaf_key_paths(tree.def);
+  for (size_t i = 0; i < tree.leaves.size(); ++i) {
+    const DType d = tree.leaves[i].dtype();
+    if (is_float(d)) continue;
+    const std::string path = keystr(paths[i]);
+    raise<TypeError>(op, what, path.empty() ? "" : " leaf ", path, " is ",
+                     type_str(d, tree.leaves[i].shape()), "; ", op,
+                     " needs float ", what == "the output" ? "outputs" : "arguments",
+                     " (convert with tj::astype; pass integers that only select or count "
+                     "through another argument)");
+  }
+}
 
 std::vector<Array> basis_leaves(std::span<const Array> leaves) {
   int64_t total = 0;
