@@ -52,7 +52,6 @@ void convert_elements(DType from, const void* src, To* dst, int64_t n) {
 
 using detail::raise;
 
-
 Array Array::scalar(DType dtype, double value, bool weak) {
   Array a = detail::make_concrete(ir::Type{dtype, {}, weak});
   void* p = a.impl()->elements;
