@@ -1045,6 +1045,27 @@ TEST(BackendRuntime, VectorCodeForALargeElementwiseKernel) {
   EXPECT_FALSE(plain->fused_ir().empty());
 }
 
+// A root kernel the runtime never splits runs over [0, trip count), and is compiled over those
+// constants: 128 floats (four 32-float vector steps on AVX-512, or sixteen with 8-wide AVX2)
+// unroll whole, leaving straight-line code with no loop for level-0 code generation to spill.
+// Other sizes (a remainder, a loop too long to unroll, one element) still compute every element.
+TEST(BackendRuntime, ASmallRootKernelIsCompiledOverItsWholeRange) {
+  for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{100}, int64_t{128}, int64_t{1000}, int64_t{4099}}) {
+    auto fn = trace({T(DType::f32, {}), T(DType::f32, {n}), T(DType::f32, {n})}, [](std::vector<Array> x) {
+      Array r = x[0] * x[1] - x[2];
+      return std::vector<Array>{r + r, (r + r) * x[1]};
+    });
+    CompileOptions options;
+    options.want_texts = true;
+    auto exe = expect_matches(*fn, {test_array(T(DType::f32, {})), test_array(T(DType::f32, {n}), 1),
+                                    test_array(T(DType::f32, {n}), 2)},
+                              0, options);
+    if (n == 128) {
+      EXPECT_EQ(exe->optimized_llvm_ir().find(" phi "), std::string::npos) << exe->optimized_llvm_ir();
+    }
+  }
+}
+
 TEST(BackendRuntime, OptLevelZeroAndFastMathAgree) {
   auto fn = trace({T(DType::f32, {3, 50})}, [](std::vector<Array> x) {
     return std::vector<Array>{tj::sum(tj::tanh(x[0]) * tj::log1p(tj::abs(x[0])), {1}),

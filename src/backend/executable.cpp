@@ -77,7 +77,9 @@ struct Step {
   int host = -1, region = -1;
   int64_t trip_count = 0;
   int64_t work = 0;
-  bool splittable = false;
+  // Kernel::parallel(): else the step always runs over [0, trip_count), which its code may
+  // assume (lower_llvm.cpp's lower_function).
+  bool parallel = false;
 };
 
 // One plan, ready to run: the whole program, or a region's body.
@@ -256,7 +258,7 @@ class ThreadPool {
 
 // Inlined into the callers' loops: the common small step is one indirect call.
 inline void run_range(const Step& step, void** slots) {
-  if (!step.splittable || step.trip_count * step.work < kParallelMinWork) step.fn(slots, 0, step.trip_count);
+  if (!step.parallel) step.fn(slots, 0, step.trip_count);
   else run_parallel(step, slots);
 }
 
@@ -410,7 +412,7 @@ std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& pla
           step.combine = reinterpret_cast<KernelFn>(module.symbol(combine_symbol(prefix, k)));
         step.trip_count = kernel.trip_count;
         step.work = kernel.work;
-        step.splittable = kernel.splittable;
+        step.parallel = kernel.parallel();
         block->steps.push_back(step);
       }
     }

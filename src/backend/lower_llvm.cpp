@@ -1023,14 +1023,18 @@ class Lowering {
         case KernelKind::kRegion: break;  // runs its sub-plans on the host; see lower_all
         case KernelKind::kHost: break;    // the runtime performs it
       }
-    });
+    }, !region_ && !kernel.parallel() ? kernel.trip_count : -1);
   }
 
   // Emits `symbol`, an entry point (buffers, begin, end) that loads the pointers of the slots
-  // `reads` and `writes` and calls an internal body, which `emit(begin, end)` fills.
+  // `reads` and `writes` and calls an internal body, which `emit(begin, end)` fills. With
+  // `whole` >= 0 the runtime always calls it over [0, whole) (a root kernel it never splits),
+  // and the body is emitted over those constants: a known trip count lets the optimizer
+  // unroll a short loop whole, and straight-line code is what level-0 code generation keeps in
+  // registers (a loop's state it spills to the stack at every block boundary).
   template <class F>
   void lower_function(const std::string& symbol, const std::vector<int>& reads,
-                      const std::vector<int>& writes, F&& emit) {
+                      const std::vector<int>& writes, F&& emit, int64_t whole = -1) {
     buffer_.assign(plan_.slots.size(), nullptr);
     std::vector<int> slots = reads;
     slots.insert(slots.end(), writes.begin(), writes.end());
@@ -1064,7 +1068,8 @@ class Lowering {
     entry_ = llvm::BasicBlock::Create(*context_, "entry", body);
     b_.SetInsertPoint(entry_);
     memo_.assign(1, {});
-    emit(begin, end);
+    if (whole >= 0) emit(i64(0), i64(whole));
+    else emit(begin, end);
     b_.CreateRetVoid();
 
     // The entry point: load the pointers from the slot array and call the body.
