@@ -48,7 +48,8 @@ class Executable {
   virtual std::vector<Array> run(std::span<const Array> inputs) const = 0;
   /// Runs on concrete inputs that the caller has already matched against the compiled types
   /// (jit's signature match, Compiled's check), so they are not checked again: input i is
-  /// `*inputs[i]`; the results are moved into outputs[0 .. num_outputs()). Thread-safe.
+  /// `*inputs[i]`; the results are moved into outputs[0 .. num_outputs()), which are empty
+  /// Arrays. Thread-safe.
   virtual void run_unchecked(const Array* const* inputs, Array* outputs) const = 0;
   virtual size_t num_outputs() const = 0;
   /// The fused program, printed (the optimized IR with its kernels shown).

@@ -114,7 +114,11 @@ struct Block {
   bool flat = false;
   bool zero_slots = false;             // some slot is none of the above: clear them first
   std::vector<int> owner_of_slot;
-  std::vector<uint8_t> output_direct;  // per output: a temporary made in place (Temporary::output)
+  // Flat blocks: `temporaries` in three runs, so that run_flat's loops have no branches: the
+  // first num_scratch in the scratch area, the next num_direct made in their outputs, the rest
+  // owned. And the outputs take_outputs hands over (those not made in place).
+  size_t num_scratch = 0, num_direct = 0;
+  std::vector<int> taken_outputs;
 };
 
 // The most slots and temporaries a flat block has: a 64-leaf call is 65 slots and one temporary.
@@ -306,7 +310,7 @@ void plan_flat(Block& b) {
   for (const auto& [slot, value] : b.constants) set[static_cast<size_t>(slot)] = true;
   for (int slot : b.input_slots) set[static_cast<size_t>(slot)] = true;
   b.owner_of_slot.assign(b.num_slots, -1);
-  b.output_direct.assign(b.outputs.size(), 0);
+  std::vector<bool> direct(b.outputs.size(), false);  // per output: made in place (Temporary::output)
   int64_t used = 0;
   int owners = 0;
   for (Block::Temporary& t : b.temporaries) {
@@ -318,7 +322,7 @@ void plan_flat(Block& b) {
       used += size;
     } else if (readers[slot] == 1) {
       t.output = reader[slot];
-      b.output_direct[static_cast<size_t>(t.output)] = 1;
+      direct[static_cast<size_t>(t.output)] = true;
     } else {
       b.owner_of_slot[slot] = owners++;
     }
@@ -326,9 +330,18 @@ void plan_flat(Block& b) {
   b.zero_slots = std::find(set.begin(), set.end(), false) != set.end();
   b.flat = static_cast<size_t>(owners) <= kFlatMaxTemporaries;
   if (!b.flat) {  // a Frame runs it: every temporary in its buffers
-    b.output_direct.clear();
     for (Block::Temporary& t : b.temporaries) t.output = -1;
+    return;
   }
+  auto rank = [](const Block::Temporary& t) { return t.scratch >= 0 ? 0 : t.output >= 0 ? 1 : 2; };
+  std::stable_sort(b.temporaries.begin(), b.temporaries.end(),
+                   [&](const auto& x, const auto& y) { return rank(x) < rank(y); });
+  for (const Block::Temporary& t : b.temporaries) {
+    b.num_scratch += rank(t) == 0;
+    b.num_direct += rank(t) == 1;
+  }
+  for (size_t k = 0; k < b.outputs.size(); ++k)
+    if (!direct[k]) b.taken_outputs.push_back(static_cast<int>(k));
 }
 
 std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& plan,
@@ -763,59 +776,57 @@ class SlotArrays {
 // fresh free-list block costs less than the two locked reference-count updates of sharing.
 constexpr int64_t kCopiedOutputBytes = 64;
 
-// Hands the root block's results to the caller: inputs and constants shared, the buffers of
-// slots (owned(slot)) moved out at their last use (or copied before, when small).
+// Hands the root block's result k to the caller: an input or constant shared, a slot's buffer
+// (owned(slot)) moved out at its last use (or copied before, when small).
 template <class Owned>
-void take_outputs(const Block& b, const Array* const* inputs, Array* outputs, Owned owned) {
-  for (size_t k = 0; k < b.outputs.size(); ++k) {
-    const Source& o = b.outputs[k];
-    switch (o.kind) {
-      case Source::kInput: outputs[k] = *inputs[static_cast<size_t>(o.index)]; break;
-      case Source::kConstant: outputs[k] = o.constant; break;
-      case Source::kSlot: {
-        if (!b.output_direct.empty() && b.output_direct[k]) break;  // made in place
-        Array& a = owned(static_cast<size_t>(o.index));
-        if (b.output_moves[k]) {
-          outputs[k] = std::move(a);
-        } else if (const int64_t bytes = b.output_bytes[k]; bytes <= kCopiedOutputBytes) {
-          outputs[k] = detail::make_concrete(a.impl()->type, bytes);
-          std::memcpy(outputs[k].impl()->elements, a.impl()->elements, static_cast<size_t>(bytes));
-        } else {
-          outputs[k] = a;
-        }
-        break;
+void take_output(const Block& b, size_t k, const Array* const* inputs, Array* outputs, Owned owned) {
+  const Source& o = b.outputs[k];
+  switch (o.kind) {
+    case Source::kInput: outputs[k] = *inputs[static_cast<size_t>(o.index)]; break;
+    case Source::kConstant: outputs[k] = o.constant; break;
+    case Source::kSlot: {
+      Array& a = owned(static_cast<size_t>(o.index));
+      if (b.output_moves[k]) {
+        outputs[k] = std::move(a);
+      } else if (const int64_t bytes = b.output_bytes[k]; bytes <= kCopiedOutputBytes) {
+        outputs[k] = detail::make_concrete(a.impl()->type, bytes);
+        std::memcpy(outputs[k].impl()->elements, a.impl()->elements, static_cast<size_t>(bytes));
+      } else {
+        outputs[k] = a;
       }
+      break;
     }
   }
 }
 
 // Runs a flat root block: kernels in order over a slot array on the stack, a result read by one
-// output made in that output.
-void run_flat(const Block& b, const Array* const* inputs, Array* outputs) {
+// output made in that output (`outputs` are empty, run_unchecked's contract). Inlined into
+// run_unchecked: a call less on every small jitted call.
+[[gnu::always_inline]] inline void run_flat(const Block& b, const Array* const* inputs, Array* outputs) {
   void* slots[kFlatMaxSlots];
   if (b.zero_slots)
     for (size_t i = 0; i < b.num_slots; ++i) slots[i] = nullptr;
   SlotArrays owned;
   alignas(64) unsigned char scratch[kFlatScratchBytes];
   for (const auto& [slot, value] : b.constants) slots[static_cast<size_t>(slot)] = value.impl()->elements;
-  for (const auto& [slot, type, bytes, offset, output] : b.temporaries) {
-    void*& p = slots[static_cast<size_t>(slot)];
-    if (offset >= 0) {
-      p = scratch + offset;
-    } else if (output >= 0) {
-      Array& out = outputs[static_cast<size_t>(output)];
-      out = detail::make_concrete(type, bytes);
-      p = out.impl()->elements;
-    } else {
-      p = owned.add(type, bytes).impl()->elements;
-    }
+  const Block::Temporary* t = b.temporaries.data();
+  const Block::Temporary* const direct = t + b.num_scratch;
+  const Block::Temporary* const owners = direct + b.num_direct;
+  const Block::Temporary* const end = t + b.temporaries.size();
+  for (; t != direct; ++t) slots[static_cast<size_t>(t->slot)] = scratch + t->scratch;
+  for (; t != owners; ++t) {
+    // Made in the output, which is empty: no temporary, no move, no release.
+    Array* out = new (&outputs[static_cast<size_t>(t->output)]) Array(detail::make_concrete(t->type, t->bytes));
+    slots[static_cast<size_t>(t->slot)] = out->impl()->elements;
   }
+  for (; t != end; ++t) slots[static_cast<size_t>(t->slot)] = owned.add(t->type, t->bytes).impl()->elements;
   for (size_t i = 0; i < b.input_slots.size(); ++i)
     slots[static_cast<size_t>(b.input_slots[i])] = inputs[i]->impl()->elements;
   for (const Step& step : b.steps) run_step(step, slots);
-  take_outputs(b, inputs, outputs, [&](size_t slot) -> Array& {
-    return owned.at(static_cast<size_t>(b.owner_of_slot[slot]));
-  });
+  for (int k : b.taken_outputs)
+    take_output(b, static_cast<size_t>(k), inputs, outputs, [&](size_t slot) -> Array& {
+      return owned.at(static_cast<size_t>(b.owner_of_slot[slot]));
+    });
 }
 
 class CompiledProgram final : public Executable {
@@ -867,7 +878,8 @@ class CompiledProgram final : public Executable {
     } catch (const ResourceError& e) {
       detail::rethrow_as("jit", e);
     }
-    take_outputs(b, inputs, outputs, [&](size_t slot) -> Array& { return frame->buffers[slot]; });
+    for (size_t k = 0; k < b.outputs.size(); ++k)
+      take_output(b, k, inputs, outputs, [&](size_t slot) -> Array& { return frame->buffers[slot]; });
   }
 
   const CompiledModule& module() const { return module_; }
