@@ -84,15 +84,28 @@ int64_t bytes_of(const base::Type& type) { return type.size() * dtype_size(type.
 
 }  // namespace
 
-Array make_concrete(const base::Type& type, int64_t bytes) {
+namespace {
+
+// make_concrete past 512 bytes, out of its line so that the small arrays' path saves no
+// registers.
+[[gnu::noinline]] Array make_larger(const base::Type& type, int64_t bytes) {
   if (bytes >= kCheckedAllocationBytes)
     if (int64_t available = available_memory(); available >= 0 && bytes > available)
       out_of_memory(type, bytes, available);
   try {
-    if (bytes <= 64) return make_inline<64>(type);
-    if (bytes <= 512) return make_inline<512>(type);
     if (bytes <= 4096) return make_inline<4096>(type);
     return array_over(type, base::make_buffer(bytes));
+  } catch (const std::bad_alloc&) {
+    out_of_memory(type, bytes, available_memory());
+  }
+}
+
+}  // namespace
+
+Array make_concrete(const base::Type& type, int64_t bytes) {
+  if (bytes > 512) return make_larger(type, bytes);
+  try {
+    return bytes <= 64 ? make_inline<64>(type) : make_inline<512>(type);
   } catch (const std::bad_alloc&) {
     out_of_memory(type, bytes, available_memory());
   }

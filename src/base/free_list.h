@@ -29,8 +29,9 @@ class FreeList {
       --s.count;
       return n;
     }
-    return ::operator new(Size, std::align_val_t(Align));
+    return allocate_new();
   }
+  [[gnu::noinline]] static void* allocate_new() { return ::operator new(Size, std::align_val_t(Align)); }
   static void release(void* p) noexcept {
     State& s = state();
     if (kUseFreeLists && s.count < kFreeListMaxBlocks && !s.closed) {
