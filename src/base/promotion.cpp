@@ -9,9 +9,10 @@
 #include "base/errors.h"
 
 namespace tracejit {
-namespace {
 
-std::atomic<DTypePromotion> g_promotion{DTypePromotion::standard};
+std::atomic<DTypePromotion> detail::g_promotion{DTypePromotion::standard};
+
+namespace {
 
 enum Node : uint8_t { b1, u4, i4, f4, f8, iw, fw, kNodes };
 
@@ -47,8 +48,8 @@ detail::WeakDType dtype_of_node(Node n) {
 
 }  // namespace
 
-void set_dtype_promotion(DTypePromotion mode) { g_promotion.store(mode, std::memory_order_relaxed); }
-DTypePromotion dtype_promotion() { return g_promotion.load(std::memory_order_relaxed); }
+void set_dtype_promotion(DTypePromotion mode) { detail::g_promotion.store(mode, std::memory_order_relaxed); }
+DTypePromotion dtype_promotion() { return detail::promotion_now(); }
 
 DType promote_types(DType a, DType b) { return detail::promote_pair({a, false}, {b, false}).dtype; }
 

@@ -2,12 +2,18 @@
 // JAX's dtype promotion over tracejit's dtypes: one table (promotion.cpp) that every op taking
 // several arrays, and the loop-carry and branch joins of control flow, read through the two
 // functions below.
+#include <atomic>
 #include <span>
 #include <string_view>
 
 #include "base/type.h"
 
 namespace tracejit::detail {
+
+/// The mode tj::set_dtype_promotion set, which tj::dtype_promotion returns; read inline on
+/// every jitted call (a signature holds it).
+extern std::atomic<DTypePromotion> g_promotion;
+inline DTypePromotion promotion_now() { return g_promotion.load(std::memory_order_relaxed); }
 
 /// A dtype with JAX's weak-type bit: what promotion takes and gives.
 struct WeakDType {

@@ -11,12 +11,15 @@
 #include "random/threefry.h"
 #include "tracejit/ops.h"
 
+namespace tracejit::detail {
+std::atomic<bool> g_partitionable{true};  // jax_threefry_partitionable, True since jax 0.5.0
+}  // namespace tracejit::detail
+
 namespace tracejit::random {
 namespace {
 
 using tracejit::detail::raise;
 
-std::atomic<bool> g_partitionable{true};  // jax_threefry_partitionable, True since jax 0.5.0
 
 // JAX counts words with a u32 iota and splits longer draws into blocks of 2^32 - 1 words; we
 // reject them instead (a 16 GiB draw) so that one counter always suffices.
@@ -124,7 +127,7 @@ Array normal(const Array& key, const Shape& shape, DType dtype) {
   return Array::scalar(dtype, std::sqrt(2.0), /*weak=*/false) * tracejit::detail::erf_inv(u);
 }
 
-void set_threefry_partitionable(bool enabled) { g_partitionable.store(enabled); }
-bool threefry_partitionable() { return g_partitionable.load(); }
+void set_threefry_partitionable(bool enabled) { tracejit::detail::g_partitionable.store(enabled); }
+bool threefry_partitionable() { return tracejit::detail::partitionable_now(); }
 
 }  // namespace tracejit::random

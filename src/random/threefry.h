@@ -2,12 +2,18 @@
 // JAX's threefry2x32 PRNG (jax/_src/random/threefry2x32.py) in traceable primitives: the hash
 // itself and the two schemes' counter layouts for split and bits. Arguments are checked by
 // the public layer (random.cpp); everything here is u32 and trusts its inputs.
+#include <atomic>
 #include <cstdint>
 #include <utility>
 
 #include "tracejit/array.h"
 
 namespace tracejit::detail {
+
+/// Which scheme tj::random::set_threefry_partitionable chose (tj::random::threefry_partitionable
+/// returns it); read inline on every jitted call (a signature holds it).
+extern std::atomic<bool> g_partitionable;
+inline bool partitionable_now() { return g_partitionable.load(); }
 
 /// Threefry-2x32 with 20 rounds, elementwise: hashes the counter pairs (x0[i], x1[i]) under
 /// the key (k0, k1). All u32; k0 and k1 broadcast against x0 and x1, which share a shape.

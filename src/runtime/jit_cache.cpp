@@ -14,9 +14,11 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "base/errors.h"
+#include "base/promotion.h"
 #include "runtime/compile_pipeline.h"
 #include "runtime/diagnostics.h"
 #include "runtime/dumps.h"
+#include "random/threefry.h"
 #include "runtime/signature.h"
 #include "base/array_impl.h"
 #include "trace/trace_state.h"
@@ -171,11 +173,11 @@ JitCache::~JitCache() = default;
 
 const JitEntry* JitCache::find_last(const void* tag, const Array* const* leaves, size_t count) {
   const LastEntry& last = t_last[id_ % kLastEntrySlots];
-  if (last.cache_id != id_ || last.tag != tag || tracing()) return nullptr;
+  if (last.cache_id != id_ || last.tag != tag || tracing_now()) return nullptr;
   const JitEntry& entry = *last.entry;
   const Signature& sig = entry.sig;
-  if (entry.evicted.load(std::memory_order_relaxed) || sig.promotion != dtype_promotion() ||
-      sig.threefry_partitionable != random::threefry_partitionable())
+  if (entry.evicted.load(std::memory_order_relaxed) || sig.promotion != promotion_now() ||
+      sig.threefry_partitionable != partitionable_now())
     return nullptr;
   for (size_t i = 0; i < count; ++i) {
     const ArrayImpl* impl = leaves[i]->impl();

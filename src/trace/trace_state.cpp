@@ -12,14 +12,13 @@
 #include "trace/eager.h"
 
 namespace tracejit::detail {
+
+[[gnu::tls_model("initial-exec")]] constinit thread_local size_t t_depth = 0;
+
 namespace {
 
 // This thread's stack of active traces, innermost last.
 [[gnu::tls_model("initial-exec")]] thread_local std::vector<std::shared_ptr<TraceState>> t_stack;
-// Its size, for tracing() on every jitted call. A plain thread-local: the vector's destructor
-// gives it an initialization guard that is read through __tls_get_addr at every access, even
-// initial-exec (~5% of a small call).
-[[gnu::tls_model("initial-exec")]] constinit thread_local size_t t_depth = 0;
 void sync_depth() { t_depth = t_stack.size(); }
 
 // A trace nested in another (jit inside jit, a loop's body) runs the user's function deeper on
@@ -61,7 +60,7 @@ void check_stack_for_trace(const std::string& name) {
 }  // namespace
 
 TraceState* current_trace() { return t_stack.empty() ? nullptr : t_stack.back().get(); }
-bool tracing() { return t_depth != 0; }
+bool tracing() { return tracing_now(); }
 
 bool TraceState::on_this_thread() const {
   return thread_ == std::this_thread::get_id() && level_ < t_stack.size() &&

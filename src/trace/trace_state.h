@@ -17,6 +17,13 @@
 
 namespace tracejit::detail {
 
+/// This thread's number of active traces, for tracing() on every jitted call (read inline by
+/// the library). A plain thread-local: the trace stack's vector has a destructor, which gives it
+/// an initialization guard read through __tls_get_addr at every access, even initial-exec
+/// (~5% of a small call).
+[[gnu::tls_model("initial-exec")]] extern constinit thread_local size_t t_depth;
+inline bool tracing_now() { return t_depth != 0; }
+
 struct ArrayImpl;
 
 class TraceState : public std::enable_shared_from_this<TraceState> {
