@@ -34,12 +34,40 @@ constexpr size_t kMinEvictedRemembered = 64;
 // What a cached signature keeps: the output structure and the executable (not the traced IR,
 // which nothing reads after compiling, and which held ~1-2 KiB per small function). Held by
 // shared_ptr so that a call running it outlives its eviction.
+// A signature leaf's type as find_last compares it: the shape's rank and dims read once, when
+// the entry is made, instead of through its InlinedVector on every call.
+struct LeafKey {
+  DType dtype;
+  bool weak;
+  uint32_t rank;
+  const int64_t* dims;  // into the signature's own shape
+};
+
 struct JitEntry {
   Signature sig;  // what it was compiled for: the fast paths compare a call's leaves with it
+  std::vector<LeafKey> keys;  // per leaf of `sig`; set by set_signature
   TreeDef out_def;
   std::shared_ptr<const backend::Executable> exe;
   mutable std::atomic<uint64_t> last_used{0};  // the cache's clock at its latest call
   mutable std::atomic<bool> evicted{false};    // dropped from the cache: find_last skips it
+
+  // Whether `impl` is a concrete array of `key`'s type (and weak bit, with `weak`): the fast
+  // paths' test, false for an empty array or a tracer (the slow path then says what is wrong).
+  static bool fits(const LeafKey& key, const ArrayImpl* impl, bool weak) {
+    if (impl == nullptr || impl->is_tracer()) return false;
+    const base::Type& t = impl->type;
+    if (t.dtype != key.dtype || (weak && t.weak != key.weak) || t.shape.size() != key.rank) return false;
+    for (uint32_t d = 0; d < key.rank; ++d)
+      if (t.shape[d] != key.dims[d]) return false;
+    return true;
+  }
+
+  void set_signature(Signature s) {
+    sig = std::move(s);
+    keys.clear();
+    for (const ir::Type& t : sig.leaves)
+      keys.push_back({t.dtype, t.weak, static_cast<uint32_t>(t.shape.size()), t.shape.data()});
+  }
 };
 
 namespace {
@@ -179,11 +207,9 @@ const JitEntry* JitCache::find_last(const void* tag, const Array* const* leaves,
   if (entry.evicted.load(std::memory_order_relaxed) || sig.promotion != promotion_now() ||
       sig.threefry_partitionable != partitionable_now())
     return nullptr;
-  for (size_t i = 0; i < count; ++i) {
-    const ArrayImpl* impl = leaves[i]->impl();
-    // An empty array or a tracer takes the slow path, which says what is wrong.
-    if (impl == nullptr || impl->is_tracer() || !(impl->type == sig.leaves[i])) return nullptr;
-  }
+  const LeafKey* key = entry.keys.data();
+  for (size_t i = 0; i < count; ++i)
+    if (!JitEntry::fits(key[i], leaves[i]->impl(), /*weak=*/true)) return nullptr;
   impl_->stamp(entry);
   if (last.hits != nullptr) last.hits->add_one();
   else impl_->shared_hits.fetch_add(1, std::memory_order_relaxed);
@@ -281,7 +307,7 @@ std::shared_ptr<const JitEntry> JitCache::trace_and_add(const FlatArgs& args,
   log_compile(name_, args, trace_s, pt);
   if (retraces > 0 && explain_retraces(c.options)) log_retrace_cost(name_, trace_s, seconds_since(t0));
   auto entry = std::make_shared<JitEntry>();
-  entry->sig = sig;
+  entry->set_signature(sig);
   entry->out_def = std::move(traced.out_def);
   entry->exe = std::move(compiled.exe);
   {
@@ -345,12 +371,7 @@ void check_compiled_leaves(const JitEntry& entry, const std::string& name, const
   const Signature& sig = entry.sig;
   if (count == sig.leaves.size()) {  // the common case first, with no call per leaf
     size_t i = 0;
-    for (; i < count; ++i) {
-      const ArrayImpl* impl = leaves[i]->impl();
-      if (impl == nullptr || impl->is_tracer() || impl->type.dtype != sig.leaves[i].dtype ||
-          !base::same_shape(impl->type.shape, sig.leaves[i].shape))
-        break;
-    }
+    while (i < count && JitEntry::fits(entry.keys[i], leaves[i]->impl(), /*weak=*/false)) ++i;
     if (i == count) return;
   }
   if (count != sig.leaves.size())
@@ -405,7 +426,7 @@ LoweredParts JitCache::lower(const FlatArgs& args, TracedFn traced) const {
   l.dot = exe.fused_dot();
   l.name = name_;
   auto entry = std::make_shared<JitEntry>();
-  entry->sig = signature_of(args);
+  entry->set_signature(signature_of(args));
   entry->out_def = std::move(traced.out_def);
   entry->exe = std::move(compiled.exe);
   l.entry = std::move(entry);
