@@ -119,6 +119,10 @@ struct Block {
   // owned. And the outputs take_outputs hands over (those not made in place).
   size_t num_scratch = 0, num_direct = 0;
   std::vector<int> taken_outputs;
+  // Flat blocks of one small kernel whose every result is an output made in place, over at
+  // most kSimpleMaxSlots slots, and nothing else (no constants, scratch, owned temporaries or
+  // outputs to hand over): run_simple runs them with none of run_flat's empty loops.
+  bool simple = false;
 };
 
 // The most slots and temporaries a flat block has: a 64-leaf call is 65 slots and one temporary.
@@ -127,6 +131,8 @@ constexpr size_t kFlatMaxTemporaries = 16;
 // The stack scratch of a flat block's call, for the temporaries no output reads (the partial
 // results between its kernels).
 constexpr int64_t kFlatScratchBytes = 4096;
+// The most slots a simple block (Block::simple) has.
+constexpr size_t kSimpleMaxSlots = 32;
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -342,6 +348,9 @@ void plan_flat(Block& b) {
   }
   for (size_t k = 0; k < b.outputs.size(); ++k)
     if (!direct[k]) b.taken_outputs.push_back(static_cast<int>(k));
+  b.simple = b.constants.empty() && b.num_scratch == 0 && b.num_direct == b.temporaries.size() &&
+             b.taken_outputs.empty() && !b.zero_slots && b.num_slots <= kSimpleMaxSlots &&
+             b.steps.size() == 1 && !b.steps[0].parallel && b.steps[0].combine == nullptr;
 }
 
 std::unique_ptr<Block> build_block(const ir::Function& fn, const FusionPlan& plan,
@@ -799,10 +808,21 @@ void take_output(const Block& b, size_t k, const Array* const* inputs, Array* ou
   }
 }
 
+// Makes temporary `t` in its output, which is empty (run_unchecked's contract): no temporary
+// Array, no move, no release.
+[[gnu::always_inline]] inline void make_in_output(const Block::Temporary& t, Array* outputs, void** slots) {
+  Array* out = new (&outputs[static_cast<size_t>(t.output)]) Array(detail::make_concrete(t.type, t.bytes));
+  slots[static_cast<size_t>(t.slot)] = out->impl()->elements;
+}
+
+[[gnu::always_inline]] inline void bind_inputs(const Block& b, const Array* const* inputs, void** slots) {
+  for (size_t i = 0; i < b.input_slots.size(); ++i)
+    slots[static_cast<size_t>(b.input_slots[i])] = inputs[i]->impl()->elements;
+}
+
 // Runs a flat root block: kernels in order over a slot array on the stack, a result read by one
-// output made in that output (`outputs` are empty, run_unchecked's contract). Inlined into
-// run_unchecked: a call less on every small jitted call.
-[[gnu::always_inline]] inline void run_flat(const Block& b, const Array* const* inputs, Array* outputs) {
+// output made in that output (`outputs` are empty, run_unchecked's contract).
+[[gnu::noinline]] void run_flat(const Block& b, const Array* const* inputs, Array* outputs) try {
   void* slots[kFlatMaxSlots];
   if (b.zero_slots)
     for (size_t i = 0; i < b.num_slots; ++i) slots[i] = nullptr;
@@ -814,19 +834,45 @@ void take_output(const Block& b, size_t k, const Array* const* inputs, Array* ou
   const Block::Temporary* const owners = direct + b.num_direct;
   const Block::Temporary* const end = t + b.temporaries.size();
   for (; t != direct; ++t) slots[static_cast<size_t>(t->slot)] = scratch + t->scratch;
-  for (; t != owners; ++t) {
-    // Made in the output, which is empty: no temporary, no move, no release.
-    Array* out = new (&outputs[static_cast<size_t>(t->output)]) Array(detail::make_concrete(t->type, t->bytes));
-    slots[static_cast<size_t>(t->slot)] = out->impl()->elements;
-  }
-  for (; t != end; ++t) slots[static_cast<size_t>(t->slot)] = owned.add(t->type, t->bytes).impl()->elements;
-  for (size_t i = 0; i < b.input_slots.size(); ++i)
-    slots[static_cast<size_t>(b.input_slots[i])] = inputs[i]->impl()->elements;
+  for (t = direct; t != owners; ++t) make_in_output(*t, outputs, slots);
+  for (t = owners; t != end; ++t) slots[static_cast<size_t>(t->slot)] = owned.add(t->type, t->bytes).impl()->elements;
+  bind_inputs(b, inputs, slots);
   for (const Step& step : b.steps) run_step(step, slots);
   for (int k : b.taken_outputs)
     take_output(b, static_cast<size_t>(k), inputs, outputs, [&](size_t slot) -> Array& {
       return owned.at(static_cast<size_t>(b.owner_of_slot[slot]));
     });
+} catch (const ResourceError& e) {
+  detail::rethrow_as("jit", e);
+}
+
+// Runs a root block that is not flat, in a Frame.
+[[gnu::noinline]] void run_framed(const Block& b, const Array* const* inputs, Array* outputs) {
+  absl::InlinedVector<const void*, 16> ptrs(b.input_types.size());
+  for (size_t i = 0; i < ptrs.size(); ++i) ptrs[i] = inputs[i]->impl()->elements;
+  std::optional<Frame> frame;
+  try {
+    frame.emplace(b);
+    run_frame(*frame, ptrs.data());
+  } catch (const ResourceError& e) {
+    detail::rethrow_as("jit", e);
+  }
+  for (size_t k = 0; k < b.outputs.size(); ++k)
+    take_output(b, k, inputs, outputs, [&](size_t slot) -> Array& { return frame->buffers[slot]; });
+}
+
+// Runs a simple block (Block::simple): its results made in the empty outputs, then its kernel.
+// Out of run_unchecked's line, with a frame of its own (run_flat's is 6 KiB).
+[[gnu::noinline]] void run_simple(const Block& b, const Array* const* inputs, Array* outputs) {
+  void* slots[kSimpleMaxSlots];
+  try {
+    for (const Block::Temporary& t : b.temporaries) make_in_output(t, outputs, slots);
+  } catch (const ResourceError& e) {
+    detail::rethrow_as("jit", e);
+  }
+  bind_inputs(b, inputs, slots);
+  const Step& step = b.steps[0];
+  step.fn(slots, 0, step.trip_count);
 }
 
 class CompiledProgram final : public Executable {
@@ -860,26 +906,13 @@ class CompiledProgram final : public Executable {
     return out;
   }
 
+  // A dispatcher whose three paths are calls in tail position: a simple block's call sets up
+  // none of the others' frames.
   void run_unchecked(const Array* const* inputs, Array* outputs) const override {
     const Block& b = *root_;
-    if (b.flat) {
-      try {
-        return run_flat(b, inputs, outputs);
-      } catch (const ResourceError& e) {
-        detail::rethrow_as("jit", e);
-      }
-    }
-    absl::InlinedVector<const void*, 16> ptrs(b.input_types.size());
-    for (size_t i = 0; i < ptrs.size(); ++i) ptrs[i] = inputs[i]->impl()->elements;
-    std::optional<Frame> frame;
-    try {
-      frame.emplace(b);
-      run_frame(*frame, ptrs.data());
-    } catch (const ResourceError& e) {
-      detail::rethrow_as("jit", e);
-    }
-    for (size_t k = 0; k < b.outputs.size(); ++k)
-      take_output(b, k, inputs, outputs, [&](size_t slot) -> Array& { return frame->buffers[slot]; });
+    if (b.simple) return run_simple(b, inputs, outputs);
+    if (b.flat) return run_flat(b, inputs, outputs);
+    run_framed(b, inputs, outputs);
   }
 
   const CompiledModule& module() const { return module_; }
