@@ -116,7 +116,7 @@ struct Block {
   std::vector<int> owner_of_slot;
   // Flat blocks: `temporaries` in three runs, so that run_flat's loops have no branches: the
   // first num_scratch in the scratch area, the next num_direct made in their outputs, the rest
-  // owned. And the outputs take_outputs hands over (those not made in place).
+  // owned. And the outputs take_output hands over (those not made in place).
   size_t num_scratch = 0, num_direct = 0;
   std::vector<int> taken_outputs;
   // Flat blocks of one small kernel whose every result is an output made in place, over at

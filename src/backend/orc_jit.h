@@ -31,7 +31,7 @@ namespace tracejit::backend {
 /// small kernel compiles in ~3.5 ms instead of ~7-11 ms. Its code keeps the IR's vector loops but
 /// spills loop state to the stack: ~45% slower on L2-resident arrays, ~10% on 1000 elements or
 /// on arrays that stream from memory. Latency wins for a tracing JIT; ask for 2 where a kernel
-/// runs long enough to repay ~4 ms. A small root kernel loses nothing: it is lowered over its
+/// runs long enough to repay ~4 ms. A small root kernel loses little: it is lowered over its
 /// constant range and unrolled whole, and straight-line code keeps its values in registers.
 inline constexpr int kCodeGenOptLevel = 0;
 

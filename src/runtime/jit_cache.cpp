@@ -40,7 +40,7 @@ struct LeafKey {
   DType dtype;
   bool weak;
   uint32_t rank;
-  const int64_t* dims;  // into the signature's own shape
+  const int64_t* dims;  // into the signature's own shape (a JitEntry never moves: its atomics pin it)
 };
 
 struct JitEntry {
